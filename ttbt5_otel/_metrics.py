@@ -1,0 +1,286 @@
+"""Metric helpers under the package's meter, with a bounded number of attribute sets.
+
+The Python SDK keeps one aggregation per distinct attribute set for the life of the process,
+so an attribute fed from unbounded input (user ids, URLs) grows memory without limit. Every
+helper here admits at most ``limit`` distinct attribute sets per instrument; later new sets
+are recorded under ``{"otel.metric.overflow": true}``, so totals stay right and memory flat.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Final, ParamSpec, TypeVar, overload
+
+from opentelemetry.metrics import Counter as OTelCounter
+from opentelemetry.metrics import Histogram as OTelHistogram
+from opentelemetry.metrics import UpDownCounter as OTelUpDownCounter
+from opentelemetry.metrics._internal.instrument import Gauge as OTelGauge
+from opentelemetry.util.types import Attributes
+
+from ttbt5_otel._guard import warn_once
+from ttbt5_otel._otel import Lazy, meter
+from ttbt5_otel._scrub import active_scrubber
+from ttbt5_otel._values import attributes_of
+from ttbt5_otel._wrap import RERAISE, code_attributes, wrap
+
+P = ParamSpec("P")
+R = TypeVar("R")
+OVERFLOW_ATTRIBUTES: Final[Attributes] = {"otel.metric.overflow": True}
+DEFAULT_CARDINALITY_LIMIT: Final = 2000
+_NONE_KEY: Final = ()
+
+
+class _Limits:
+    default = DEFAULT_CARDINALITY_LIMIT
+
+
+def set_default_cardinality_limit(limit: int) -> None:
+    """Limit for instruments created afterwards (``init`` sets it from its config)."""
+    _Limits.default = limit
+
+
+class AttributeLimiter:
+    """Maps caller attributes to admitted, scrubbed attribute sets; overflow past ``limit``."""
+
+    __slots__ = ("_lock", "_name", "_seen", "limit", "overflowed")
+
+    def __init__(self, name: str, limit: int | None = None) -> None:
+        """Admit at most ``limit`` distinct sets for instrument ``name``."""
+        self._name = name
+        self.limit = _Limits.default if limit is None else limit
+        self._seen: dict[Any, Attributes] = {}
+        self._lock = threading.Lock()
+        self.overflowed = 0
+
+    def resolve(self, attributes: Mapping[str, Any] | None) -> Attributes:
+        """The attribute set to record for ``attributes``."""
+        if not attributes:
+            return None
+        try:
+            key: Any = tuple(attributes.items())
+            found = self._seen.get(key)
+        except TypeError:  # unhashable values such as lists
+            key = tuple((k, repr(v)) for k, v in attributes.items())
+            found = self._seen.get(key)
+        if found is not None:
+            return found
+        return self._admit(key, attributes)
+
+    def _admit(self, key: Any, attributes: Mapping[str, Any]) -> Attributes:
+        with self._lock:
+            found = self._seen.get(key)
+            if found is not None:
+                return found
+            if len(self._seen) >= self.limit:
+                self.overflowed += 1
+                warn_once(
+                    f"overflow:{self._name}",
+                    "metric %s exceeded %d attribute sets; further new sets are recorded "
+                    "as otel.metric.overflow=true (an attribute probably carries unbounded "
+                    "values)",
+                    self._name,
+                    self.limit,
+                )
+                return OVERFLOW_ATTRIBUTES
+            admitted = active_scrubber().scrub(attributes_of(attributes))
+            self._seen[key] = admitted
+            return admitted
+
+    def __len__(self) -> int:
+        """Number of attribute sets admitted so far."""
+        return len(self._seen)
+
+
+class _Instrument:
+    __slots__ = ("_instrument", "_limiter", "description", "name", "unit")
+
+    def __init__(
+        self,
+        name: str,
+        unit: str,
+        description: str,
+        factory: Callable[[], Any],
+        limit: int | None,
+    ) -> None:
+        self.name = name
+        self.unit = unit
+        self.description = description
+        self._instrument: Lazy[Any] = Lazy(factory)
+        self._limiter = AttributeLimiter(name, limit)
+
+    @property
+    def attribute_sets(self) -> int:
+        """Distinct attribute sets admitted so far."""
+        return len(self._limiter)
+
+
+class BoundedCounter(_Instrument):
+    """A monotonic counter; returned by ``counter()``."""
+
+    __slots__ = ()
+
+    def add(self, amount: float = 1, attributes: Mapping[str, Any] | None = None) -> None:
+        """Add a non-negative ``amount`` under ``attributes``."""
+        instrument: OTelCounter = self._instrument.get()
+        instrument.add(amount, self._limiter.resolve(attributes))
+
+
+class BoundedUpDownCounter(_Instrument):
+    """A counter that may go down; returned by ``up_down_counter()``."""
+
+    __slots__ = ()
+
+    def add(self, amount: float, attributes: Mapping[str, Any] | None = None) -> None:
+        """Add ``amount`` (may be negative) under ``attributes``."""
+        instrument: OTelUpDownCounter = self._instrument.get()
+        instrument.add(amount, self._limiter.resolve(attributes))
+
+
+class BoundedHistogram(_Instrument):
+    """A histogram; returned by ``histogram()``."""
+
+    __slots__ = ()
+
+    def record(self, value: float, attributes: Mapping[str, Any] | None = None) -> None:
+        """Record ``value`` under ``attributes``."""
+        instrument: OTelHistogram = self._instrument.get()
+        instrument.record(value, self._limiter.resolve(attributes))
+
+
+class BoundedGauge(_Instrument):
+    """A synchronous gauge (last value wins); returned by ``gauge()``."""
+
+    __slots__ = ()
+
+    def set(self, value: float, attributes: Mapping[str, Any] | None = None) -> None:
+        """Set the current ``value`` under ``attributes``."""
+        instrument: OTelGauge = self._instrument.get()
+        instrument.set(value, self._limiter.resolve(attributes))
+
+
+def counter(
+    name: str, *, unit: str = "1", description: str = "", cardinality_limit: int | None = None
+) -> BoundedCounter:
+    """A counter named ``name`` (OTel naming: dots, UCUM ``unit``, no ``_total``)."""
+    return BoundedCounter(
+        name,
+        unit,
+        description,
+        lambda: meter().create_counter(name, unit=unit, description=description),
+        cardinality_limit,
+    )
+
+
+def up_down_counter(
+    name: str, *, unit: str = "1", description: str = "", cardinality_limit: int | None = None
+) -> BoundedUpDownCounter:
+    """An up-down counter named ``name``."""
+    return BoundedUpDownCounter(
+        name,
+        unit,
+        description,
+        lambda: meter().create_up_down_counter(name, unit=unit, description=description),
+        cardinality_limit,
+    )
+
+
+def histogram(
+    name: str, *, unit: str = "s", description: str = "", cardinality_limit: int | None = None
+) -> BoundedHistogram:
+    """A histogram named ``name``; unit ``s`` gets seconds-scale buckets."""
+    return BoundedHistogram(
+        name,
+        unit,
+        description,
+        lambda: meter().create_histogram(name, unit=unit, description=description),
+        cardinality_limit,
+    )
+
+
+def gauge(
+    name: str, *, unit: str = "1", description: str = "", cardinality_limit: int | None = None
+) -> BoundedGauge:
+    """A synchronous gauge named ``name``."""
+    return BoundedGauge(
+        name,
+        unit,
+        description,
+        lambda: meter().create_gauge(name, unit=unit, description=description),
+        cardinality_limit,
+    )
+
+
+OPERATION_DURATION: Final = "ttbt5.operation.duration"
+_operation_duration: Lazy[OTelHistogram] = Lazy(
+    lambda: meter().create_histogram(
+        OPERATION_DURATION, unit="s", description="Duration of monitored operations."
+    )
+)
+
+
+class _DurationHooks:
+    __slots__ = ("_error", "_ok")
+
+    def __init__(self, base: dict[str, Any]) -> None:
+        # Precomputed per function: the attribute sets are bounded by construction.
+        self._ok = {**base, "outcome": "success"}
+        self._error = {**base, "outcome": "error"}
+
+    def enter(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> float:
+        del args, kwargs
+        return time.perf_counter()
+
+    def resume(self, state: float) -> object:
+        del state
+        return None
+
+    def suspend(self, state: float, token: object) -> None:
+        del state, token
+
+    def success(self, state: float, result: object) -> None:
+        del result
+        _operation_duration.get().record(time.perf_counter() - state, self._ok)
+
+    def failure(self, state: float, exc: BaseException) -> object:
+        attributes = self._ok if isinstance(exc, GeneratorExit) else self._error
+        _operation_duration.get().record(time.perf_counter() - state, attributes)
+        return RERAISE
+
+
+@overload
+def monitor_performance(func: Callable[P, R], /) -> Callable[P, R]: ...
+
+
+@overload
+def monitor_performance(
+    *, name: str | None = None, attributes: Mapping[str, Any] | None = None
+) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+
+
+def monitor_performance(
+    func: Callable[P, R] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> Callable[P, R] | Callable[[Callable[P, R]], Callable[P, R]]:
+    """Record each call's duration in ``ttbt5.operation.duration`` (seconds).
+
+    Attributes: ``code.function`` (``name`` or the qualified name), ``code.namespace`` and
+    ``outcome`` (``success``/``error``), plus the static ``attributes``. The histogram's count
+    is the call counter (``ttbt5_operation_duration_seconds_count`` in Prometheus). For
+    generators the duration runs from the first item to exhaustion.
+    """
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        base: dict[str, Any] = {**code_attributes(fn), **attributes_of(attributes or {})}
+        if name:
+            base["code.function"] = name
+        base = active_scrubber().scrub(base)
+        return wrap(fn, _DurationHooks(base), f"monitor_performance({base['code.function']})")
+
+    if func is not None:
+        return decorate(func)
+    return decorate

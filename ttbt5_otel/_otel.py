@@ -1,0 +1,75 @@
+"""The package's tracer, meter and logger, resolved lazily and cached per provider generation.
+
+OpenTelemetry hands out proxy objects until a provider is installed. Caching those would add
+an indirection to every call; re-creating them on every call would grow the proxy's
+bookkeeping without bound. So objects are cached together with the provider *generation*,
+which ``init()`` and the test plugin bump after installing providers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from opentelemetry import _logs, metrics, trace
+from opentelemetry._logs import Logger
+from opentelemetry.metrics import Meter
+from opentelemetry.trace import Tracer
+
+from ttbt5_otel._version import __version__
+
+SCOPE = "ttbt5_otel"
+_T = TypeVar("_T")
+
+
+class _State:
+    generation = 0
+
+
+def bump_generation() -> None:
+    """Invalidate every cached tracer, meter and instrument (providers changed)."""
+    _State.generation += 1
+
+
+def current_generation() -> int:
+    """The provider generation cached objects are compared against."""
+    return _State.generation
+
+
+class Lazy(Generic[_T]):
+    """A value built from the current providers, rebuilt when they change."""
+
+    __slots__ = ("_factory", "_generation", "_value")
+
+    def __init__(self, factory: Callable[[], _T]) -> None:
+        """Build with ``factory`` on first use and after every provider change."""
+        self._factory = factory
+        self._value: _T | None = None
+        self._generation = -1
+
+    def get(self) -> _T:
+        """The cached value, rebuilt if the providers changed since it was built."""
+        if self._generation != _State.generation or self._value is None:
+            self._value = self._factory()
+            self._generation = _State.generation
+        return self._value
+
+
+_tracer: Lazy[Tracer] = Lazy(lambda: trace.get_tracer(SCOPE, __version__))
+_meter: Lazy[Meter] = Lazy(lambda: metrics.get_meter(SCOPE, __version__))
+_logger: Lazy[Logger] = Lazy(lambda: _logs.get_logger(SCOPE, __version__))
+
+
+def tracer() -> Tracer:
+    """This package's tracer."""
+    return _tracer.get()
+
+
+def meter() -> Meter:
+    """This package's meter."""
+    return _meter.get()
+
+
+def otel_logger() -> Logger:
+    """This package's OpenTelemetry logger (log records, not stdlib logging)."""
+    return _logger.get()
