@@ -3,10 +3,11 @@
     Exception
     └── Ttbt5Error                      base of everything this package raises on purpose
         ├── ConfigError(ValueError)     an option, environment variable or file value is wrong
-        └── ApplicationError            an application failure with severity, category, context
-            └── ValidationError         an input failed a ``Validator`` check (names the field)
+        ├── ApplicationError            an application failure with severity, category, context
+        │   └── ValidationError         an input failed a ``Validator`` check (names the field)
+        └── CircuitOpenError            a circuit breaker rejected a call without running it
 
-Resilience and cache errors (``CircuitOpenError`` and friends) also derive from ``Ttbt5Error``.
+Cache errors also derive from ``Ttbt5Error``.
 """
 
 from __future__ import annotations
@@ -25,3 +26,23 @@ class ConfigError(Ttbt5Error, ValueError):
         super().__init__(f"{option}: {message}{where}")
         self.option = option
         self.source = source
+
+
+class CircuitOpenError(Ttbt5Error):
+    """A ``CircuitBreaker`` rejected the call because it is open (or its probes are taken).
+
+    Attributes:
+        name: the breaker's name.
+        retry_after: seconds until the breaker lets a probe call through; ``0.0`` when it is
+            half-open and all probe slots are in use (retry soon).
+    """
+
+    def __init__(self, name: str, retry_after: float) -> None:
+        """Describe a rejection by breaker ``name``; a probe is admitted in ``retry_after`` s."""
+        super().__init__(f"circuit breaker {name!r} is open; retry after {retry_after:.3f}s")
+        self.name = name
+        self.retry_after = retry_after
+
+    def __reduce__(self) -> tuple[type[CircuitOpenError], tuple[str, float]]:
+        """Pickle with the constructor's arguments, not the formatted message."""
+        return (type(self), (self.name, self.retry_after))

@@ -47,6 +47,9 @@ from ttbt5_otel._version import __version__
 DURATION_BUCKETS_SECONDS: tuple[float, ...] = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 )  # fmt: skip
+# Attempts per retried call: small integers, so the default millisecond-scale buckets of the
+# SDK would put nearly everything into the first few buckets.
+RETRY_ATTEMPT_BUCKETS: tuple[float, ...] = (1, 2, 3, 4, 5, 7, 10)
 
 
 def new_instance_id() -> str:
@@ -165,13 +168,21 @@ class Providers:
 
 
 def duration_views() -> list[View]:
-    """Views giving every seconds-unit histogram of this package seconds-scale buckets."""
+    """Views giving this package's histograms buckets suited to their unit.
+
+    Seconds-unit histograms get seconds-scale buckets; the retry attempts histogram gets
+    small-integer buckets. Views only apply when the ``MeterProvider`` is created.
+    """
     return [
         View(
             instrument_name="ttbt5.*",
             instrument_unit="s",
             aggregation=ExplicitBucketHistogramAggregation(DURATION_BUCKETS_SECONDS),
-        )
+        ),
+        View(
+            instrument_name="ttbt5.retry.attempts",
+            aggregation=ExplicitBucketHistogramAggregation(RETRY_ATTEMPT_BUCKETS),
+        ),
     ]
 
 
