@@ -23,6 +23,8 @@ R = TypeVar("R")
 ERRORS_METRIC: Final = "ttbt5.errors"
 _UNSET: Final = object()
 _RECORDED_MARK: Final = "__ttbt5_recorded__"
+RECORDED_ON_SPAN: Final = "__ttbt5_recorded_on_span__"
+"""Set on an exception already recorded as an event of that span (id), to avoid a second."""
 _errors_counter = counter(ERRORS_METRIC, unit="{error}", description="Errors handled, by kind.")
 _default_logger = logging.getLogger("ttbt5_otel.errors")
 
@@ -57,6 +59,8 @@ def record_error(
     }
     current = trace.get_current_span()
     if current.is_recording():
+        with contextlib.suppress(AttributeError):
+            setattr(exc, RECORDED_ON_SPAN, current.get_span_context().span_id)
         current.record_exception(exc, attributes={**labels, "error.handled": handled})
         if not handled:
             current.set_status(Status(StatusCode.ERROR, f"{error_type}: {exc}"))

@@ -14,6 +14,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from ttbt5_otel._guard import internal_error
+from ttbt5_otel._handle_errors import RECORDED_ON_SPAN
 from ttbt5_otel._otel import tracer
 from ttbt5_otel._scrub import REDACTED, active_scrubber
 from ttbt5_otel._values import attributes_of, short_repr
@@ -30,7 +31,8 @@ def record_failure(span: Span, exc: BaseException) -> None:
     if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
         span.set_attribute("ttbt5.interrupted", type(exc).__name__)
         return
-    span.record_exception(exc, escaped=True)
+    if getattr(exc, RECORDED_ON_SPAN, None) != span.get_span_context().span_id:
+        span.record_exception(exc, escaped=True)
     span.set_status(Status(StatusCode.ERROR, f"{type(exc).__qualname__}: {exc}"))
 
 

@@ -33,7 +33,7 @@ from opentelemetry.sdk.metrics import (
     ObservableUpDownCounter,
     UpDownCounter,
 )
-from opentelemetry.sdk.metrics._internal.instrument import _Gauge as SdkGauge
+from opentelemetry.sdk.metrics._internal.instrument import Gauge  # the reader keys on it
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     HistogramDataPoint,
@@ -59,7 +59,7 @@ _DELTA: dict[type, AggregationTemporality] = dict.fromkeys(
         ObservableCounter,
         ObservableUpDownCounter,
         ObservableGauge,
-        SdkGauge,
+        Gauge,
     ),
     AggregationTemporality.DELTA,
 )

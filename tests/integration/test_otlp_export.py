@@ -1,0 +1,186 @@
+"""``init()`` against real OTLP receivers on loopback, in a separate process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.otlp_receiver import GrpcReceiver, HttpReceiver, Received, free_port
+
+pytestmark = pytest.mark.integration
+APP = Path(__file__).parent / "apps" / "shop_app.py"
+
+
+def run_app(env_extra: dict[str, str], *args: str, timeout: float = 60) -> tuple[dict, float]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TTBT5_", "PYTEST_"))}
+    env.update(env_extra)
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, str(APP), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1]), elapsed
+
+
+def assert_everything_arrived(received: Received) -> None:
+    spans = received.spans()
+    names = {s["name"] for s in spans}
+    assert {"checkout", "charge"} <= names
+    charge = next(s for s in spans if s["name"] == "charge")
+    resource = charge["resource"]
+    assert resource["service.name"] == "shop"
+    assert resource["service.version"] == "1.2.3"
+    assert resource["deployment.environment.name"] == "test"
+    assert resource["service.instance.id"]
+    assert charge["attributes"]["code.function"] == "charge"
+    checkout = next(s for s in spans if s["name"] == "checkout")
+    assert checkout["attributes"]["cart_size"] == 3
+    handled = [
+        attributes
+        for s in spans
+        if s["name"] == "checkout"
+        for name, attributes in s["events"]
+        if name == "exception"
+    ]
+    assert len(handled) == 2
+    assert handled[0]["error.handled"] is True
+
+    points = received.metric_points()
+    durations = [p for p in points if p["name"] == "ttbt5.operation.duration"]
+    assert durations, sorted({p["name"] for p in points})
+    assert durations[0]["unit"] == "s"
+    # Cumulative temporality: each export repeats the running total, so the last one counts.
+    assert durations[-1]["count"] == 5
+    assert durations[0]["attributes"]["outcome"] == "success"
+    errors = [p for p in points if p["name"] == "ttbt5.errors"]
+    assert errors[-1]["value"] == 2
+    assert errors[0]["attributes"] == {
+        "error.type": "ApplicationError",
+        "error.severity": "high",
+        "error.category": "unknown",
+    }
+    assert {"process.cpu.time", "process.memory.usage"} <= {p["name"] for p in points}
+    assert durations[0]["resource"]["service.name"] == "shop"
+
+    logs = received.log_records()
+    charging = [r for r in logs if r["body"] == "charging"]
+    assert len(charging) == 5
+    assert charging[0]["attributes"]["order_id"] == "o-0"
+    assert charging[0]["attributes"]["password"] == "[REDACTED]"
+    assert charging[0]["span_id"] in {s["span_id"] for s in spans if s["name"] == "charge"}
+    assert any(r["severity"] == "ERROR" and "limit exceeded" in r["body"] for r in logs)
+
+
+def test_grpc_export_delivers_all_signals_on_graceful_shutdown():
+    with GrpcReceiver() as receiver:
+        result, _ = run_app({"TTBT5_OTLP_ENDPOINT": receiver.endpoint})
+        assert result["calls"] == 5
+        assert_everything_arrived(receiver.received)
+
+
+def test_http_protobuf_export():
+    with HttpReceiver() as receiver:
+        run_app(
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            }
+        )
+        assert set(receiver.content_types) == {"application/x-protobuf"}
+        assert_everything_arrived(receiver.received)
+
+
+def test_no_collector_neither_fails_nor_blocks_calls():
+    closed = free_port()
+    result, elapsed = run_app(
+        {
+            "TTBT5_OTLP_ENDPOINT": f"http://127.0.0.1:{closed}",
+            "TTBT5_OTLP_TIMEOUT": "2",
+            "TTBT5_SHUTDOWN_TIMEOUT": "3",
+            "TTBT5_SCHEDULE_DELAY": "0.05",
+        },
+        "50",
+    )
+    assert result["calls"] == 50
+    # Export runs on background threads: a call waiting on the dead endpoint would take
+    # at least the 2 s export timeout.
+    assert result["max_call_seconds"] < 0.5
+    # Shutdown gives up within its bound instead of hanging the exit.
+    assert elapsed < 30
+
+
+def test_opentelemetry_instrument_uses_the_same_setup(tmp_path):
+    app = tmp_path / "plain_app.py"
+    app.write_text(
+        "from opentelemetry import trace\n"
+        "with trace.get_tracer('plain').start_as_current_span('auto-configured'):\n"
+        "    pass\n"
+    )
+    instrument = Path(sys.executable).with_name("opentelemetry-instrument")
+    with GrpcReceiver() as receiver:
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TTBT5_", "PYTEST_"))
+        }
+        env.update(
+            {
+                "TTBT5_OTLP_ENDPOINT": receiver.endpoint,
+                "OTEL_SERVICE_NAME": "agent-app",
+                "OTEL_PYTHON_DISTRO": "ttbt5",
+            }
+        )
+        proc = subprocess.run(
+            [str(instrument), sys.executable, str(app)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert receiver.received.wait_for(lambda r: r.spans())
+        [recorded] = receiver.received.spans()
+        assert recorded["name"] == "auto-configured"
+        assert recorded["resource"]["service.name"] == "agent-app"
+        assert recorded["resource"]["telemetry.distro.name"] == "ttbt5-otel"
+
+
+def test_forked_child_gets_its_own_instance_id(tmp_path):
+    script = tmp_path / "fork_app.py"
+    script.write_text(
+        "import os, sys\n"
+        "import ttbt5_otel\n"
+        "t = ttbt5_otel.init(service_name='forker', exporter='none', runtime_metrics=False)\n"
+        "parent = t.resource.attributes['service.instance.id']\n"
+        "r, w = os.pipe()\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    os.write(w, t.resource.attributes['service.instance.id'].encode())\n"
+        "    os._exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+        "child = os.read(r, 100).decode()\n"
+        "print(parent, child)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TTBT5_", "PYTEST_"))}
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    parent, child = proc.stdout.split()
+    assert parent != child
