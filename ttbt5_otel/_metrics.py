@@ -8,10 +8,12 @@ are recorded under ``{"otel.metric.overflow": true}``, so totals stay right and 
 
 from __future__ import annotations
 
+import functools
+import inspect
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Final, ParamSpec, TypeVar, overload
+from typing import Any, Final, ParamSpec, TypeVar, cast, overload
 
 from opentelemetry.metrics import Counter as OTelCounter
 from opentelemetry.metrics import Histogram as OTelHistogram
@@ -19,8 +21,8 @@ from opentelemetry.metrics import UpDownCounter as OTelUpDownCounter
 from opentelemetry.metrics._internal.instrument import Gauge as OTelGauge
 from opentelemetry.util.types import Attributes
 
-from ttbt5_otel._guard import warn_once
-from ttbt5_otel._otel import Lazy, meter
+from ttbt5_otel._guard import internal_error, warn_once
+from ttbt5_otel._otel import Lazy, current_generation, meter
 from ttbt5_otel._scrub import active_scrubber
 from ttbt5_otel._values import attributes_of
 from ttbt5_otel._wrap import RERAISE, code_attributes, wrap
@@ -94,7 +96,18 @@ class AttributeLimiter:
 
 
 class _Instrument:
-    __slots__ = ("_instrument", "_limiter", "description", "name", "unit")
+    # The per-call path reads these slots directly: a bound OTel instrument, the provider
+    # generation it belongs to, and the admitted attribute sets.
+    __slots__ = (
+        "_factory",
+        "_generation",
+        "_instrument",
+        "_limiter",
+        "_seen",
+        "description",
+        "name",
+        "unit",
+    )
 
     def __init__(
         self,
@@ -107,8 +120,25 @@ class _Instrument:
         self.name = name
         self.unit = unit
         self.description = description
-        self._instrument: Lazy[Any] = Lazy(factory)
+        self._factory = factory
+        self._instrument: Any = None
+        self._generation = -1
         self._limiter = AttributeLimiter(name, limit)
+        self._seen = self._limiter._seen  # noqa: SLF001 - shared read-only fast path
+
+    def _bind(self) -> Any:
+        self._instrument = self._factory()
+        self._generation = current_generation()
+        return self._instrument
+
+    def _resolve(self, attributes: Mapping[str, Any] | None) -> Attributes:
+        if not attributes:
+            return None
+        try:
+            found = self._seen.get(tuple(attributes.items()))
+        except TypeError:
+            found = None
+        return found if found is not None else self._limiter.resolve(attributes)
 
     @property
     def attribute_sets(self) -> int:
@@ -123,8 +153,10 @@ class BoundedCounter(_Instrument):
 
     def add(self, amount: float = 1, attributes: Mapping[str, Any] | None = None) -> None:
         """Add a non-negative ``amount`` under ``attributes``."""
-        instrument: OTelCounter = self._instrument.get()
-        instrument.add(amount, self._limiter.resolve(attributes))
+        instrument: OTelCounter = (
+            self._instrument if self._generation == current_generation() else self._bind()
+        )
+        instrument.add(amount, self._resolve(attributes))
 
 
 class BoundedUpDownCounter(_Instrument):
@@ -134,8 +166,10 @@ class BoundedUpDownCounter(_Instrument):
 
     def add(self, amount: float, attributes: Mapping[str, Any] | None = None) -> None:
         """Add ``amount`` (may be negative) under ``attributes``."""
-        instrument: OTelUpDownCounter = self._instrument.get()
-        instrument.add(amount, self._limiter.resolve(attributes))
+        instrument: OTelUpDownCounter = (
+            self._instrument if self._generation == current_generation() else self._bind()
+        )
+        instrument.add(amount, self._resolve(attributes))
 
 
 class BoundedHistogram(_Instrument):
@@ -145,8 +179,10 @@ class BoundedHistogram(_Instrument):
 
     def record(self, value: float, attributes: Mapping[str, Any] | None = None) -> None:
         """Record ``value`` under ``attributes``."""
-        instrument: OTelHistogram = self._instrument.get()
-        instrument.record(value, self._limiter.resolve(attributes))
+        instrument: OTelHistogram = (
+            self._instrument if self._generation == current_generation() else self._bind()
+        )
+        instrument.record(value, self._resolve(attributes))
 
 
 class BoundedGauge(_Instrument):
@@ -156,8 +192,10 @@ class BoundedGauge(_Instrument):
 
     def set(self, value: float, attributes: Mapping[str, Any] | None = None) -> None:
         """Set the current ``value`` under ``attributes``."""
-        instrument: OTelGauge = self._instrument.get()
-        instrument.set(value, self._limiter.resolve(attributes))
+        instrument: OTelGauge = (
+            self._instrument if self._generation == current_generation() else self._bind()
+        )
+        instrument.set(value, self._resolve(attributes))
 
 
 def counter(
@@ -239,14 +277,61 @@ class _DurationHooks:
     def suspend(self, state: float, token: object) -> None:
         del state, token
 
+    def record(self, start: float, exc: BaseException | None) -> None:
+        elapsed = time.perf_counter() - start
+        ok = exc is None or isinstance(exc, GeneratorExit)
+        try:
+            _operation_duration.get().record(elapsed, self._ok if ok else self._error)
+        except Exception as hook_exc:
+            internal_error("monitor_performance", hook_exc)
+
     def success(self, state: float, result: object) -> None:
         del result
-        _operation_duration.get().record(time.perf_counter() - state, self._ok)
+        self.record(state, None)
 
     def failure(self, state: float, exc: BaseException) -> object:
-        attributes = self._ok if isinstance(exc, GeneratorExit) else self._error
-        _operation_duration.get().record(time.perf_counter() - state, attributes)
+        self.record(state, exc)
         return RERAISE
+
+
+def _is_generator_function(fn: Callable[..., Any]) -> bool:
+    return inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn)
+
+
+# Plain and coroutine functions, by far the common case, get a wrapper without the generic
+# hook indirection: this path runs on every call of a monitored function.
+def _timed_plain(fn: Callable[P, R], hooks: _DurationHooks) -> Callable[P, R]:
+    clock = time.perf_counter
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        start = clock()
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            hooks.record(start, exc)
+            raise
+        hooks.record(start, None)
+        return result
+
+    return wrapper
+
+
+def _timed_coroutine(fn: Callable[..., Any], hooks: _DurationHooks) -> Callable[..., Any]:
+    clock = time.perf_counter
+
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        start = clock()
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as exc:
+            hooks.record(start, exc)
+            raise
+        hooks.record(start, None)
+        return result
+
+    return wrapper
 
 
 @overload
@@ -279,7 +364,12 @@ def monitor_performance(
         if name:
             base["code.function"] = name
         base = active_scrubber().scrub(base)
-        return wrap(fn, _DurationHooks(base), f"monitor_performance({base['code.function']})")
+        hooks = _DurationHooks(base)
+        if inspect.iscoroutinefunction(fn):
+            return cast("Callable[P, R]", _timed_coroutine(fn, hooks))
+        if _is_generator_function(fn):
+            return wrap(fn, hooks, f"monitor_performance({base['code.function']})")
+        return _timed_plain(fn, hooks)
 
     if func is not None:
         return decorate(func)
