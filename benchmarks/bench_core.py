@@ -159,8 +159,16 @@ def main() -> int:
         compare("traced", raw_traced, work, n, r),
         compare("span", raw_span, our_span, n, r),
         compare("monitor_performance", raw_monitor, monitored, n, r),
-        compare("counter", lambda: raw_counter.add(1, attrs), lambda: our_counter.add(1, attrs), n, r),
-        compare("histogram", lambda: raw_hist2.record(5, attrs), lambda: our_hist2.record(5, attrs), n, r),
+        compare(
+            "counter", lambda: raw_counter.add(1, attrs), lambda: our_counter.add(1, attrs), n, r
+        ),
+        compare(
+            "histogram",
+            lambda: raw_hist2.record(5, attrs),
+            lambda: our_hist2.record(5, attrs),
+            n,
+            r,
+        ),
         compare(
             "logging bridge",
             lambda: raw_logger.info("order %s", "o-1"),

@@ -116,10 +116,15 @@ def otlp_exporters(
     )
 
 
+# A terminal reader wants the exception type and message; the full stack trace still
+# travels in OTLP exports.
+_CONSOLE_HIDDEN = frozenset({"exception.stacktrace", "exception.escaped", "code.file.path"})
+
+
 def _format_attributes(attributes: Mapping[str, object] | None) -> str:
     if not attributes:
         return ""
-    return " ".join(f"{k}={v!r}" for k, v in attributes.items())
+    return " ".join(f"{k}={v!r}" for k, v in attributes.items() if k not in _CONSOLE_HIDDEN)
 
 
 class ConsoleSpanExporter(SpanExporter):

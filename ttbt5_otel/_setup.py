@@ -64,10 +64,17 @@ class Telemetry:
 
     def force_flush(self, timeout: float | None = None) -> bool:
         """Export everything buffered; True when every signal flushed within ``timeout`` s."""
+        return self._flush(_installed_providers(self), timeout)
+
+    def _flush(
+        self,
+        providers: list[TracerProvider | MeterProvider | LoggerProvider],
+        timeout: float | None,
+    ) -> bool:
         budget = self.config.shutdown_timeout if timeout is None else timeout
         deadline = time.monotonic() + budget
         ok = True
-        for provider in _installed_providers(self):
+        for provider in providers:
             remaining_ms = max(0, int((deadline - time.monotonic()) * 1000))
             try:
                 ok = bool(provider.force_flush(remaining_ms)) and ok
@@ -88,7 +95,12 @@ class Telemetry:
                 self._asyncio_instrumentor.uninstrument()
             except Exception as exc:
                 _guard.internal_error("asyncio uninstrument", exc)
-        self.force_flush(timeout)
+        # Spans and logs are flushed under the time budget first, so the provider shutdowns
+        # below find empty queues; metrics are exported once, by the meter provider shutdown.
+        spans_and_logs = [
+            p for p in _installed_providers(self) if not isinstance(p, MeterProvider)
+        ]
+        self._flush(spans_and_logs, timeout)
         if self.providers is None:
             return
         for provider in (

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Set up (if needed) and run every check: lint, types, unit and integration tests.
+#
+#   bash scripts/test.sh [extra pytest arguments]
+set -euo pipefail
+repo="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
+cd "$repo"
+bash scripts/setup.sh
+
+.venv/bin/ruff check ttbt5_otel tests benchmarks examples
+.venv/bin/ruff format --check ttbt5_otel tests benchmarks examples
+.venv/bin/mypy
+.venv/bin/python -m pytest "$@"

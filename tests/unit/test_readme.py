@@ -1,0 +1,40 @@
+"""The README's quick start and the example app run as written."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def python_blocks(markdown: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", markdown, flags=re.DOTALL)
+
+
+def run(code_or_path: str | Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TTBT5_", "PYTEST_"))}
+    args = [str(code_or_path)] if isinstance(code_or_path, Path) else ["-c", code_or_path]
+    return subprocess.run(
+        [sys.executable, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_quick_start_runs_and_prints_every_signal():
+    quick_start = python_blocks((ROOT / "README.md").read_text())[0]
+    proc = run(quick_start)
+    assert proc.returncode == 0, proc.stderr
+    assert "[span] charge" in proc.stderr
+    assert "[span] load-cart" in proc.stderr
+    assert "[log] INFO charging" in proc.stderr
+    assert "[log] ERROR ValueError: invalid literal" in proc.stderr
+    assert "[metric] ttbt5.errors{error.type=ValueError" in proc.stderr
+    assert "[metric] ttbt5.operation.duration{code.function=charge" in proc.stderr
+
+
+def test_example_quickstart_runs():
+    proc = run(ROOT / "examples" / "quickstart.py")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["receipt-o-1", "queued-for-review"]
+    assert "request_id='req-42'" in proc.stderr
