@@ -7,6 +7,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,7 +69,7 @@ class Telemetry:
 
     def _flush(
         self,
-        providers: list[TracerProvider | MeterProvider | LoggerProvider],
+        providers: Sequence[TracerProvider | MeterProvider | LoggerProvider],
         timeout: float | None,
     ) -> bool:
         budget = self.config.shutdown_timeout if timeout is None else timeout
