@@ -98,9 +98,7 @@ class Telemetry:
                 _guard.internal_error("asyncio uninstrument", exc)
         # Spans and logs are flushed under the time budget first, so the provider shutdowns
         # below find empty queues; metrics are exported once, by the meter provider shutdown.
-        spans_and_logs = [
-            p for p in _installed_providers(self) if not isinstance(p, MeterProvider)
-        ]
+        spans_and_logs = [p for p in _installed_providers(self) if not isinstance(p, MeterProvider)]
         self._flush(spans_and_logs, timeout)
         if self.providers is None:
             return
