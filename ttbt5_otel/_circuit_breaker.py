@@ -1,17 +1,7 @@
 """``CircuitBreaker``: stop calling a failing dependency, probe it, resume when it recovers.
 
-States: *closed* (calls run, failures counted) → *open* after ``failure_threshold``
-consecutive failures or a failure rate of at least ``failure_rate_threshold`` over the last
-``window_size`` calls (once ``minimum_calls`` were made) → *half-open* on the first call after
-``recovery_timeout`` seconds (checked lazily, with the injected clock) → *closed* after
-``success_threshold`` successful probes, or *open* again on a failed probe.
-
-Half-open admits at most ``half_open_max_calls`` probes at a time. Admission is decided and
-the probe slot taken under one lock with no ``await`` in between, so concurrent threads and
-asyncio tasks cannot overshoot the limit; the lock is never held while the protected call
-runs. Every transition starts a new *epoch*: a call admitted before it still counts in the
-metrics, but its result no longer moves the state (a slow call from the closed period must
-not re-open a breaker that has since recovered).
+The state machine lives in ``_circuit_state``; this module adds the ways of calling through a
+breaker (decorator, context managers, ``call``/``call_async``), validation and the registry.
 """
 
 from __future__ import annotations
@@ -21,39 +11,23 @@ import inspect
 import threading
 import time
 import weakref
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from types import TracebackType
-from typing import Any, ClassVar, Final, ParamSpec, Self, TypeVar
+from typing import Any, ClassVar, ParamSpec, Self, TypeVar
 
-from ttbt5_otel._circuit_telemetry import (
-    RESULTS,
-    CircuitState,
-    ensure_instruments,
-    report_rejection,
-    report_transition,
-    track,
-)
-from ttbt5_otel._exceptions import CircuitOpenError
-from ttbt5_otel._guard import internal_error, warn_once
+from ttbt5_otel._circuit_state import SUCCESS, BreakerCore, Ticket
+from ttbt5_otel._circuit_telemetry import RESULTS, CircuitState, track
+from ttbt5_otel._guard import warn_once
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_SUCCESS: Final = 0
-_FAILURE: Final = 1
-_IGNORED: Final = 2
-_REJECTED: Final = 3
-
 StateListener = Callable[["CircuitBreaker", CircuitState, CircuitState], object]
 """``on_state_change(breaker, old_state, new_state)``."""
-_Ticket = tuple[int, bool]
-"""(epoch the call was admitted in, whether it holds a half-open probe slot)."""
-_Change = tuple[CircuitState, CircuitState, str]
 
 
-class CircuitBreaker:
+class CircuitBreaker(BreakerCore):
     """A circuit breaker: decorator, context manager, or ``call``/``call_async`` wrapper.
 
     ``@breaker`` works on sync and async functions; ``with breaker:`` and
@@ -126,28 +100,21 @@ class CircuitBreaker:
         _check(recovery_timeout >= 0, "recovery_timeout", ">= 0")
         _check(half_open_max_calls >= 1, "half_open_max_calls", ">= 1")
         _check(success_threshold >= 1, "success_threshold", ">= 1")
-        self._name = name
-        self._failure_threshold = failure_threshold
-        self._rate_threshold = failure_rate_threshold
-        self._minimum_calls = minimum_calls
-        self._recovery_timeout = recovery_timeout
-        self._half_open_max_calls = half_open_max_calls
-        self._success_threshold = success_threshold
-        self._failure_exceptions = failure_exceptions
-        self._exclude = exclude
-        self._clock = clock
-        self._on_state_change = on_state_change
-        self._lock = threading.Lock()
-        self._state = CircuitState.CLOSED
-        self._epoch = 0
-        self._opened_at = 0.0
-        self._consecutive = 0
-        self._window: deque[bool] = deque(maxlen=window_size)
-        self._window_failures = 0
-        self._probes = 0
-        self._probe_successes = 0
-        self._counts = [0, 0, 0, 0]
-        self._tickets: ContextVar[tuple[_Ticket, ...]] = ContextVar(f"ttbt5_circuit_breaker_{name}")
+        super().__init__(
+            name,
+            failure_threshold=failure_threshold,
+            failure_rate_threshold=failure_rate_threshold,
+            window_size=window_size,
+            minimum_calls=minimum_calls,
+            recovery_timeout=recovery_timeout,
+            half_open_max_calls=half_open_max_calls,
+            success_threshold=success_threshold,
+            failure_exceptions=failure_exceptions,
+            exclude=exclude,
+            clock=clock,
+            on_state_change=on_state_change,
+        )
+        self._tickets: ContextVar[tuple[Ticket, ...]] = ContextVar(f"ttbt5_circuit_breaker_{name}")
         with CircuitBreaker._registry_lock:
             if CircuitBreaker._registry.get(name) is not None:
                 warn_once(
@@ -173,7 +140,7 @@ class CircuitBreaker:
     @property
     def state(self) -> CircuitState:
         """The current state (an expired open state turns half-open on the next call)."""
-        return self._state
+        return self._status[0]
 
     @property
     def calls(self) -> Mapping[str, int]:
@@ -182,124 +149,13 @@ class CircuitBreaker:
 
     def __repr__(self) -> str:
         """Name and state."""
-        return f"<CircuitBreaker {self._name!r} {self._state.value}>"
+        return f"<CircuitBreaker {self._name!r} {self._status[0].value}>"
 
     def reset(self) -> None:
         """Close the breaker now and forget the failures counted so far."""
         with self._lock:
             change = self._move(CircuitState.CLOSED, "reset")
         self._announce(change)
-
-    # -- state machine ---------------------------------------------------------------------
-    def _move(self, new: CircuitState, reason: str) -> _Change | None:
-        """Switch to ``new`` (lock held); the caller announces the change after unlocking."""
-        old = self._state
-        self._epoch += 1
-        self._state = new
-        self._consecutive = 0
-        self._window.clear()
-        self._window_failures = 0
-        self._probes = 0
-        self._probe_successes = 0
-        if new is CircuitState.OPEN:
-            self._opened_at = self._clock()
-        return None if old is new else (old, new, reason)
-
-    def _acquire(self) -> _Ticket:
-        ensure_instruments()
-        change: _Change | None = None
-        retry_after = 0.0
-        with self._lock:
-            state = self._state
-            if state is CircuitState.OPEN:
-                retry_after = self._opened_at + self._recovery_timeout - self._clock()
-                if retry_after <= 0:
-                    change = self._move(CircuitState.HALF_OPEN, "recovery timeout elapsed")
-                    state = CircuitState.HALF_OPEN
-            admitted = state is CircuitState.CLOSED or (
-                state is CircuitState.HALF_OPEN and self._probes < self._half_open_max_calls
-            )
-            if admitted:
-                probe = state is CircuitState.HALF_OPEN
-                self._probes += probe
-                ticket = (self._epoch, probe)
-            else:
-                self._counts[_REJECTED] += 1
-        try:
-            self._announce(change)
-        except BaseException:
-            # Only reachable where internal errors are raised (tests): free the probe slot.
-            if admitted:
-                self._release(ticket, _IGNORED)
-            raise
-        if not admitted:
-            retry_after = max(retry_after, 0.0)
-            report_rejection(self._name, state, retry_after)
-            raise CircuitOpenError(self._name, retry_after)
-        return ticket
-
-    def _release(self, ticket: _Ticket, result: int) -> None:
-        change: _Change | None = None
-        with self._lock:
-            self._counts[result] += 1
-            epoch, probe = ticket
-            if epoch != self._epoch or result == _REJECTED:
-                pass
-            elif probe:
-                change = self._probe_done(result)
-            elif result != _IGNORED:
-                change = self._closed_done(result == _FAILURE)
-        self._announce(change)
-
-    def _probe_done(self, result: int) -> _Change | None:
-        self._probes -= 1
-        if result == _FAILURE:
-            return self._move(CircuitState.OPEN, "a probe call failed")
-        if result == _SUCCESS:
-            self._probe_successes += 1
-            if self._probe_successes >= self._success_threshold:
-                return self._move(CircuitState.CLOSED, "probe calls succeeded")
-        return None
-
-    def _closed_done(self, failed: bool) -> _Change | None:
-        window = self._window
-        if window.maxlen is not None and len(window) == window.maxlen and window[0]:
-            self._window_failures -= 1
-        window.append(failed)
-        if not failed:
-            self._consecutive = 0
-            return None
-        self._window_failures += 1
-        self._consecutive += 1
-        if self._failure_threshold is not None and self._consecutive >= self._failure_threshold:
-            return self._move(CircuitState.OPEN, f"{self._consecutive} consecutive failures")
-        rate = self._rate_threshold
-        if rate is not None and len(window) >= self._minimum_calls:
-            observed = self._window_failures / len(window)
-            if observed >= rate:
-                return self._move(
-                    CircuitState.OPEN, f"failure rate {observed:.0%} over {len(window)} calls"
-                )
-        return None
-
-    def _announce(self, change: _Change | None) -> None:
-        if change is None:
-            return
-        old, new, reason = change
-        report_transition(self._name, old, new, reason)
-        listener = self._on_state_change
-        if listener is not None:
-            try:
-                listener(self, old, new)
-            except Exception as exc:
-                internal_error(f"circuit breaker {self._name!r} on_state_change", exc)
-
-    def _classify(self, exc: BaseException) -> int:
-        if isinstance(exc, self._exclude):
-            return _IGNORED
-        if isinstance(exc, self._failure_exceptions):
-            return _FAILURE
-        return _IGNORED
 
     # -- ways to call through the breaker --------------------------------------------------
     def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -314,7 +170,7 @@ class CircuitBreaker:
         except BaseException as exc:
             self._release(ticket, self._classify(exc))
             raise
-        self._release(ticket, _SUCCESS)
+        self._release(ticket, SUCCESS)
         return result
 
     async def call_async(
@@ -331,7 +187,7 @@ class CircuitBreaker:
         except BaseException as exc:
             self._release(ticket, self._classify(exc))
             raise
-        self._release(ticket, _SUCCESS)
+        self._release(ticket, SUCCESS)
         return result
 
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
@@ -373,7 +229,7 @@ class CircuitBreaker:
         if not stack:
             return
         self._tickets.set(stack[:-1])
-        self._release(stack[-1], _SUCCESS if exc is None else self._classify(exc))
+        self._release(stack[-1], SUCCESS if exc is None else self._classify(exc))
 
     async def __aenter__(self) -> Self:
         """Same as ``with``."""
