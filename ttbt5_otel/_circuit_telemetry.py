@@ -76,10 +76,15 @@ def _observe_state(options: CallbackOptions) -> Iterable[Observation]:
 
 def _observe_calls(options: CallbackOptions) -> Iterable[Observation]:
     del options
+    # Two live breakers sharing a name would report one attribute set twice: add them up.
+    totals: dict[tuple[str, str], int] = {}
+    for breaker in list(_live):
+        for result, count in breaker.calls.items():
+            key = (breaker.name, result)
+            totals[key] = totals.get(key, 0) + count
     return [
-        Observation(count, {"circuit_breaker.name": breaker.name, "result": result})
-        for breaker in list(_live)
-        for result, count in breaker.calls.items()
+        Observation(count, {"circuit_breaker.name": name, "result": result})
+        for (name, result), count in totals.items()
     ]
 
 

@@ -20,8 +20,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, ParamSpec, TypeVar, overload
 
-from opentelemetry import trace
-from opentelemetry.metrics import Histogram
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -37,30 +35,15 @@ from tenacity.wait import WaitBaseT
 
 from ttbt5_otel._exceptions import CircuitOpenError
 from ttbt5_otel._guard import internal_error
-from ttbt5_otel._metrics import counter
-from ttbt5_otel._otel import Lazy, meter
-from ttbt5_otel._pipeline import RETRY_ATTEMPT_BUCKETS
+from ttbt5_otel._retry_telemetry import RetryTelemetry
 
 P = ParamSpec("P")
 R = TypeVar("R")
 RetryPredicate = RetryBaseT | Callable[[RetryCallState], Awaitable[bool]]
 """A tenacity retry policy; async predicates are accepted for coroutine functions."""
 
-CALLS: Final = "ttbt5.retry.calls"
-ATTEMPTS: Final = "ttbt5.retry.attempts"
-ATTEMPT_EVENT: Final = "retry.attempt_failed"
 DEFAULT_ATTEMPTS: Final = 3
 DEFAULT_BACKOFF: Final = (0.1, 10.0)
-
-_calls = counter(CALLS, unit="{call}", description="Calls of retried functions, by outcome.")
-_attempts: Lazy[Histogram] = Lazy(
-    lambda: meter().create_histogram(
-        ATTEMPTS,
-        unit="{attempt}",
-        description="Attempts made per call of a retried function.",
-        explicit_bucket_boundaries_advisory=RETRY_ATTEMPT_BUCKETS,
-    )
-)
 
 
 def _backoff(backoff: float | tuple[float, float]) -> WaitBaseT:
@@ -82,17 +65,7 @@ def _exception_of(exc: BaseException) -> BaseException | None:
 class _Policy:
     """What one ``@retry`` decoration was configured with, shared by all its calls."""
 
-    __slots__ = (
-        "_failed",
-        "_name_only",
-        "_ok",
-        "name",
-        "reraise",
-        "retry",
-        "retry_open",
-        "stop",
-        "wait",
-    )
+    __slots__ = ("name", "reraise", "retry", "retry_open", "stop", "telemetry", "wait")
 
     def __init__(
         self,
@@ -109,34 +82,18 @@ class _Policy:
         self.retry = retry
         self.reraise = reraise
         self.retry_open = retry_open
-        # Success attribute sets are fixed per decoration; failures add the error type.
-        self._name_only = {"retry.name": name}
-        self._ok = (
-            {"retry.name": name, "retry.outcome": "success_without_retry"},
-            {"retry.name": name, "retry.outcome": "success_with_retry"},
-        )
-        self._failed = ("failed_without_retry", "failed_with_retry")
+        self.telemetry = RetryTelemetry(name)
 
     def finish(self, call: _Call, exc: BaseException | None) -> None:
         """Record the outcome of one call; ``exc`` is what the caller receives, if anything."""
         attempts = max(call.attempts, 1)
-        retried = attempts > 1
         if exc is None:
-            _calls.add(1, self._ok[retried])
-        else:
-            cause = _exception_of(exc)
-            if call.reported < attempts:
-                call.attempt_failed(attempts, cause, None)
-            error = type(cause if cause is not None else exc).__qualname__
-            _calls.add(
-                1,
-                {
-                    "retry.name": self.name,
-                    "retry.outcome": self._failed[retried],
-                    "error.type": error,
-                },
-            )
-        _attempts.get().record(attempts, self._name_only)
+            self.telemetry.succeeded(attempts)
+            return
+        cause = _exception_of(exc)
+        if call.reported < attempts:
+            call.attempt_failed(attempts, cause, None)
+        self.telemetry.failed(attempts, type(cause if cause is not None else exc).__qualname__)
 
 
 class _Call:
@@ -180,23 +137,8 @@ class _Call:
         self.attempt_failed(state.attempt_number, exc, state.upcoming_sleep)
 
     def attempt_failed(self, number: int, exc: BaseException | None, sleep: float | None) -> None:
-        """Span event for attempt ``number``; ``sleep`` is ``None`` when no retry follows."""
         self.reported = number
-        try:
-            span = trace.get_current_span()
-            if not span.is_recording():
-                return
-            attributes: dict[str, Any] = {
-                "retry.name": self.policy.name,
-                "retry.attempt": number,
-                "retry.will_retry": sleep is not None,
-                "retry.sleep": float(sleep or 0.0),
-            }
-            if exc is not None:
-                attributes["exception.type"] = type(exc).__qualname__
-            span.add_event(ATTEMPT_EVENT, attributes)
-        except Exception as hook_exc:
-            internal_error(f"retry({self.policy.name})", hook_exc)
+        self.policy.telemetry.attempt_failed(number, exc, sleep)
 
 
 def _finish(policy: _Policy, call: _Call, exc: BaseException | None) -> None:

@@ -15,7 +15,8 @@ from tenacity import RetryError, retry_if_result, stop_after_attempt, wait_fixed
 
 from ttbt5_otel._circuit_breaker import CircuitBreaker
 from ttbt5_otel._exceptions import CircuitOpenError
-from ttbt5_otel._retry import ATTEMPT_EVENT, ATTEMPTS, CALLS, retry
+from ttbt5_otel._retry import retry
+from ttbt5_otel._retry_telemetry import ATTEMPT_EVENT, ATTEMPTS, CALLS
 from ttbt5_otel._tracing import span
 from ttbt5_otel.testing import TelemetryCapture
 
@@ -63,8 +64,10 @@ def test_success_without_retry_is_counted_once(capture_telemetry: TelemetryCaptu
         assert fn() == "ok"
     assert outcome(capture_telemetry, "first-try", "success_without_retry") == 1
     assert capture_telemetry.counter_value(CALLS, {"retry.name": "first-try"}) == 1
-    (point,) = capture_telemetry.points(CALLS, {"retry.name": "first-try"})
-    assert "error.type" not in point.attributes
+    points = capture_telemetry.points(CALLS, {"retry.name": "first-try"})
+    assert {tuple(sorted(p.attributes.items())) for p in points} == {
+        (("retry.name", "first-try"), ("retry.outcome", "success_without_retry"))
+    }
     assert capture_telemetry.histogram_count(ATTEMPTS, {"retry.name": "first-try"}) == 1
     assert capture_telemetry.histogram_sum(ATTEMPTS, {"retry.name": "first-try"}) == 1
     assert attempt_events(capture_telemetry) == []
