@@ -41,6 +41,9 @@ class CircuitBreaker(BreakerCore):
     ``.calls`` metrics; span events ``circuit_breaker.state_change`` and
     ``circuit_breaker.rejected`` on the current span; a WARNING log record on
     ``ttbt5_otel.resilience`` when a breaker opens and INFO when it closes.
+
+    With ``retry``, put ``@retry`` outside and ``@breaker`` inside: every attempt then
+    passes the breaker, and ``retry`` does not retry the ``CircuitOpenError`` of an open one.
     """
 
     _registry: ClassVar[weakref.WeakValueDictionary[str, CircuitBreaker]] = (

@@ -8,6 +8,7 @@ time. Transitions are rare and go through an ordinary counter.
 from __future__ import annotations
 
 import logging
+import threading
 import weakref
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
@@ -58,12 +59,20 @@ class Observed(Protocol):
 
 
 _live: weakref.WeakSet[Observed] = weakref.WeakSet()
+# Collection runs on the exporter's thread; copying the set while another thread adds to it
+# would fail with "set changed size during iteration".
+_live_lock = threading.Lock()
+
+
+def _live_breakers() -> list[Observed]:
+    with _live_lock:
+        return list(_live)
 
 
 def _observe_state(options: CallbackOptions) -> Iterable[Observation]:
     del options
     # One read of each breaker's state, so a concurrent transition cannot report two 1s.
-    current = [(breaker.name, breaker.state) for breaker in list(_live)]
+    current = [(breaker.name, breaker.state) for breaker in _live_breakers()]
     return [
         Observation(
             1 if state is now else 0,
@@ -78,7 +87,7 @@ def _observe_calls(options: CallbackOptions) -> Iterable[Observation]:
     del options
     # Two live breakers sharing a name would report one attribute set twice: add them up.
     totals: dict[tuple[str, str], int] = {}
-    for breaker in list(_live):
+    for breaker in _live_breakers():
         for result, count in breaker.calls.items():
             key = (breaker.name, result)
             totals[key] = totals.get(key, 0) + count
@@ -124,7 +133,8 @@ def ensure_instruments() -> None:
 
 def track(breaker: Observed) -> None:
     """Report ``breaker`` in the observable metrics for as long as it lives."""
-    _live.add(breaker)
+    with _live_lock:
+        _live.add(breaker)
     ensure_instruments()
 
 

@@ -629,3 +629,20 @@ def test_property_probe_limit_and_call_counts(
     assert capture_telemetry.counter_value(CALLS, {"circuit_breaker.name": name}) == sum(
         made.values()
     )
+
+
+def test_repr_and_unmatched_exit(name: str) -> None:
+    """repr names the breaker and its state; a stray __exit__ is harmless."""
+    breaker = CircuitBreaker(name)
+    assert repr(breaker) == f"<CircuitBreaker {name!r} closed>"
+    breaker.__exit__(None, None, None)
+    assert breaker.calls["success"] == 0
+
+
+def test_reset_closes_an_open_breaker(name: str, clock: Clock) -> None:
+    """reset() closes at once, without waiting for a probe."""
+    breaker = CircuitBreaker(name, failure_threshold=1, clock=clock)
+    fail(breaker)
+    breaker.reset()
+    assert breaker.state is CLOSED
+    assert breaker.call(ok) == "ok"

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from tenacity import RetryError, retry_if_result, stop_after_attempt, wait_fixed
 
+from ttbt5_otel import _retry_telemetry as retry_telemetry
 from ttbt5_otel._circuit_breaker import CircuitBreaker
 from ttbt5_otel._exceptions import CircuitOpenError
 from ttbt5_otel._retry import retry
@@ -469,3 +470,31 @@ def test_partial_objects_can_be_decorated() -> None:
     """Callables without a __qualname__ fall back to their repr for the name."""
     fn: Callable[[], Any] = retry(sleep=Sleeps())(functools.partial(Flaky(0), "p"))
     assert fn() == "p"
+
+
+def test_telemetry_failure_never_breaks_the_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Outside tests, a failing metric update is logged and the call's result stands."""
+    monkeypatch.setenv("TTBT5_STRICT_INTERNAL", "0")
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("metrics bug")
+
+    monkeypatch.setattr(retry_telemetry.RetryTelemetry, "succeeded", broken)
+    monkeypatch.setattr(retry_telemetry.RetryTelemetry, "failed", broken)
+    assert retry(sleep=Sleeps())(Flaky(1))() == "ok"
+    with pytest.raises(ConnectionError):
+        retry(attempts=1, sleep=Sleeps())(Flaky(1))()
+
+
+def test_new_attribute_sets_past_the_limit_overflow(
+    capture_telemetry: TelemetryCapture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unbounded retry names or error types cannot grow the counts without limit."""
+    fn = retry(name="known", sleep=Sleeps())(Flaky(0))
+    fn()
+    monkeypatch.setattr(retry_telemetry, "DEFAULT_CARDINALITY_LIMIT", len(retry_telemetry._totals))
+    fn()
+    retry(name="one-too-many", sleep=Sleeps())(Flaky(0))()
+    assert outcome(capture_telemetry, "known", "success_without_retry") == 2
+    assert capture_telemetry.counter_value(CALLS, {"retry.name": "one-too-many"}) == 0
+    assert capture_telemetry.counter_value(CALLS, {"otel.metric.overflow": True}) == 1
