@@ -498,3 +498,20 @@ def test_new_attribute_sets_past_the_limit_overflow(
     assert outcome(capture_telemetry, "known", "success_without_retry") == 2
     assert capture_telemetry.counter_value(CALLS, {"retry.name": "one-too-many"}) == 0
     assert capture_telemetry.counter_value(CALLS, {"otel.metric.overflow": True}) == 1
+
+
+async def test_async_composition_with_breaker(capture_telemetry: TelemetryCapture) -> None:
+    """The async wrappers compose the same way: the open breaker ends the retries."""
+    breaker = CircuitBreaker("retry-async-composition", failure_threshold=2, clock=lambda: 0.0)
+    flaky = Flaky(100)
+
+    @retry(attempts=5, name="async-composed", sleep=Sleeps())
+    @breaker
+    async def fetch() -> Any:
+        return flaky()
+
+    assert inspect.iscoroutinefunction(fetch)
+    with pytest.raises(CircuitOpenError):
+        await fetch()
+    assert flaky.calls == 2
+    assert capture_telemetry.histogram_sum(ATTEMPTS, {"retry.name": "async-composed"}) == 3
