@@ -1,0 +1,591 @@
+"""Render the ttbt5 alerting and recording rules from one definition.
+
+Every threshold, rate window and ``for:`` duration of the bundled alerts is defined once,
+in this file, and written into ``rules/ttbt5-recording.yml`` and ``rules/ttbt5-alerts.yml``.
+The same definition produces the thresholds table of ``docs/runbooks.md``; a test checks
+that the committed rule files and that table equal what this script renders.
+
+    python dashboards/prometheus/render_rules.py              # rewrite rules/ttbt5-*.yml
+    python dashboards/prometheus/render_rules.py --check      # exit 1 if they are stale
+    python dashboards/prometheus/render_rules.py --table      # print the docs table
+    python dashboards/prometheus/render_rules.py --fast --output-dir /tmp/fast-rules
+
+``--fast`` writes a copy for tests that cannot wait minutes: every ``for:`` becomes 0s,
+groups are evaluated every second and rate windows shrink to 30s (each of these can be
+set on its own with ``--for-scale``, ``--interval`` and ``--window``). Rule names stay the
+same, so a recording rule called ``...:rate5m`` then holds a 30s rate.
+
+Needs only the standard library and PyYAML.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import re
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+HERE = Path(__file__).resolve().parent
+RULES_DIR = HERE / "rules"
+RECORDING_FILE = "ttbt5-recording.yml"
+ALERTS_FILE = "ttbt5-alerts.yml"
+
+# The one place the runbook links are built from; --runbook-base overrides it.
+RUNBOOK_BASE = "https://github.com/ttbt5/ttbt5-otel/blob/main/docs/runbooks.md"
+
+# Rate window of every recording rule and alert (the "over 5 minutes" of the alerts).
+WINDOW = "5m"
+
+# Labels that identify one process of one service. The collector derives them from the
+# resource of every metric it re-exposes (otel-collector.yaml, resource_constant_labels;
+# instance is service.instance.id).
+INSTANCE = "service_name, deployment_environment_name, instance"
+
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"^(\d+)([smhd])$")
+_PLACEHOLDER = re.compile(r"\$\{(\w+)(?::([^}]*))?\}")
+
+
+def parse_duration(text: str) -> int:
+    """Seconds of a simple Prometheus duration such as ``30s``, ``5m`` or ``1h``."""
+    match = _DURATION.match(text)
+    if match is None:
+        msg = f"duration {text!r}: expected a number and one of s, m, h, d (e.g. 5m)"
+        raise argparse.ArgumentTypeError(msg)
+    return int(match.group(1)) * _SECONDS[match.group(2)]
+
+
+def format_duration(seconds: int) -> str:
+    """The shortest Prometheus duration for ``seconds`` (``300`` -> ``5m``)."""
+    for unit in ("d", "h", "m"):
+        size = _SECONDS[unit]
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def fill(template: str, params: dict[str, Any]) -> str:
+    """Replace ``${name}`` / ``${name:spec}`` with ``format(params[name], spec)``.
+
+    Prometheus templates (``{{ $labels.x }}``) never contain ``${``, so both coexist.
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        return format(params[match.group(1)], match.group(2) or "")
+
+    return _PLACEHOLDER.sub(replace, template)
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One alerting rule; ``params`` feed the ``${...}`` placeholders of its texts."""
+
+    name: str
+    severity: str
+    anchor: str
+    for_seconds: int
+    expr: str
+    condition: str
+    summary: str
+    description: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a rendering may change: durations and where runbooks live."""
+
+    for_scale: float = 1.0
+    interval: str | None = None
+    window: str = WINDOW
+    runbook_base: str = RUNBOOK_BASE
+
+    def for_duration(self, alert: Alert) -> str:
+        """The ``for:`` of ``alert`` in this rendering."""
+        return format_duration(int(alert.for_seconds * self.for_scale))
+
+    def params(self, alert: Alert) -> dict[str, Any]:
+        """Values for the placeholders of ``alert``'s texts."""
+        return {
+            "window": self.window,
+            "for": format_duration(alert.for_seconds),
+            "instance": INSTANCE,
+            "severity": alert.severity,
+            **alert.params,
+        }
+
+
+RECORDING_RULES: list[tuple[str, str]] = [
+    (
+        "instance:ttbt5_span_calls:rate5m",
+        f"""
+        sum by ({INSTANCE}) (
+          rate(traces_span_metrics_calls_total[${{window}}])
+        )
+        """,
+    ),
+    (
+        "instance:ttbt5_span_errors:rate5m",
+        f"""
+        sum by ({INSTANCE}) (
+          rate(traces_span_metrics_calls_total{{status_code="STATUS_CODE_ERROR"}}[${{window}}])
+        )
+        """,
+    ),
+    # 0 for instances with traffic but no error series, no value without traffic.
+    (
+        "instance:ttbt5_span_error_ratio:rate5m",
+        f"""
+        (
+          instance:ttbt5_span_errors:rate5m
+          or
+          instance:ttbt5_span_calls:rate5m * 0
+        )
+        / on ({INSTANCE})
+        (instance:ttbt5_span_calls:rate5m > 0)
+        """,
+    ),
+    (
+        "instance:ttbt5_span_duration_seconds:p95_5m",
+        f"""
+        histogram_quantile(0.95,
+          sum by ({INSTANCE}, le) (
+            rate(traces_span_metrics_duration_seconds_bucket[${{window}}])
+          )
+        )
+        """,
+    ),
+    # A missing or zero limit gives no value rather than a division by zero.
+    (
+        "instance:ttbt5_process_memory_usage:ratio",
+        f"""
+        max by ({INSTANCE}) (process_memory_usage_bytes)
+        / on ({INSTANCE})
+        (max by ({INSTANCE}) (ttbt5_process_memory_limit_bytes) > 0)
+        """,
+    ),
+    (
+        "instance_cache:ttbt5_cache_requests:rate5m",
+        f"""
+        sum by ({INSTANCE}, cache_name, cache_level) (
+          rate(ttbt5_cache_requests_total[${{window}}])
+        )
+        """,
+    ),
+    # Hits over all requests (hits, misses and errors) of one level of one cache.
+    (
+        "instance_cache:ttbt5_cache_hit_ratio:rate5m",
+        f"""
+        (
+          sum by ({INSTANCE}, cache_name, cache_level) (
+            rate(ttbt5_cache_requests_total{{cache_result="hit"}}[${{window}}])
+          )
+          or
+          instance_cache:ttbt5_cache_requests:rate5m * 0
+        )
+        / on ({INSTANCE}, cache_name, cache_level)
+        (instance_cache:ttbt5_cache_requests:rate5m > 0)
+        """,
+    ),
+]
+
+
+def _error_ratio(severity: str, ratio: float) -> Alert:
+    return Alert(
+        name="Ttbt5HighErrorRatio",
+        severity=severity,
+        anchor="high-error-ratio",
+        for_seconds=300,
+        params={"ratio": ratio},
+        expr="instance:ttbt5_span_error_ratio:rate5m > ${ratio}",
+        condition="share of spans with status ERROR above ${ratio:.0%} over ${window}",
+        summary="{{ $labels.service_name }}: over ${ratio:.0%} of spans fail",
+        description=(
+            "{{ $value | humanizePercentage }} of the spans of {{ $labels.service_name }} on "
+            "instance {{ $labels.instance }} ({{ $labels.deployment_environment_name }}) ended "
+            "with status ERROR over the last ${window}; the ${severity} threshold is "
+            "${ratio:.0%}."
+        ),
+    )
+
+
+def _memory(severity: str, ratio: float, for_seconds: int) -> Alert:
+    return Alert(
+        name="Ttbt5HighMemoryUsage",
+        severity=severity,
+        anchor="high-memory-usage",
+        for_seconds=for_seconds,
+        params={"ratio": ratio},
+        expr="instance:ttbt5_process_memory_usage:ratio > ${ratio}",
+        condition="resident memory above ${ratio:.0%} of the process memory limit",
+        summary="{{ $labels.service_name }}: memory above ${ratio:.0%} of its limit",
+        description=(
+            "Process {{ $labels.instance }} of {{ $labels.service_name }} "
+            "({{ $labels.deployment_environment_name }}) uses {{ $value | humanizePercentage }} "
+            "of its memory limit (cgroup limit, else physical memory); the ${severity} "
+            "threshold is ${ratio:.0%}."
+        ),
+    )
+
+
+_COLLECTOR_SIGNALS = "(spans|metric_points|log_records)(_total)?"
+
+ALERTS: list[Alert] = [
+    _error_ratio("warning", 0.05),
+    _error_ratio("critical", 0.2),
+    _memory("warning", 0.8, for_seconds=300),
+    _memory("critical", 0.95, for_seconds=120),
+    Alert(
+        name="Ttbt5LowCacheHitRatio",
+        severity="warning",
+        anchor="low-cache-hit-ratio",
+        for_seconds=900,
+        params={"ratio": 0.7, "min_rate": 1},
+        expr=(
+            "instance_cache:ttbt5_cache_hit_ratio:rate5m < ${ratio}\n"
+            "and on (${instance}, cache_name, cache_level)\n"
+            "instance_cache:ttbt5_cache_requests:rate5m >= ${min_rate}"
+        ),
+        condition=(
+            "hit ratio of a cache level below ${ratio:.0%} while it serves at least "
+            "${min_rate} request/s"
+        ),
+        summary=(
+            "{{ $labels.service_name }}: cache {{ $labels.cache_name }} "
+            "({{ $labels.cache_level }}) hit ratio below ${ratio:.0%}"
+        ),
+        description=(
+            "Only {{ $value | humanizePercentage }} of the requests to level "
+            "{{ $labels.cache_level }} of cache {{ $labels.cache_name }} in "
+            "{{ $labels.service_name }} on instance {{ $labels.instance }} "
+            "({{ $labels.deployment_environment_name }}) were hits over the last ${window} "
+            "(threshold ${ratio:.0%}, counted from ${min_rate} request/s)."
+        ),
+    ),
+    Alert(
+        name="Ttbt5HighLatency",
+        severity="warning",
+        anchor="high-latency",
+        for_seconds=600,
+        params={"seconds": 1},
+        expr="instance:ttbt5_span_duration_seconds:p95_5m > ${seconds}",
+        condition="95th percentile of span durations above ${seconds} s over ${window}",
+        summary="{{ $labels.service_name }}: p95 latency above ${seconds}s",
+        description=(
+            "95 % of the spans of {{ $labels.service_name }} on instance "
+            "{{ $labels.instance }} ({{ $labels.deployment_environment_name }}) took up to "
+            "{{ $value | humanizeDuration }} over the last ${window} "
+            "(threshold ${seconds}s)."
+        ),
+    ),
+    Alert(
+        name="Ttbt5HealthCheckFailing",
+        severity="critical",
+        anchor="health-check-failing",
+        for_seconds=120,
+        expr=(
+            "min by (${instance}, health_check) (\n"
+            '  {__name__=~"ttbt5_health_status(_ratio)?"}\n'
+            ") == 0"
+        ),
+        condition="a health check reports 0 (unhealthy)",
+        summary=("{{ $labels.service_name }}: health check {{ $labels.health_check }} failing"),
+        description=(
+            "Health check {{ $labels.health_check }} of {{ $labels.service_name }} on "
+            "instance {{ $labels.instance }} ({{ $labels.deployment_environment_name }}) "
+            "has reported unhealthy for more than ${for}."
+        ),
+    ),
+    Alert(
+        name="Ttbt5CircuitBreakerOpen",
+        severity="warning",
+        anchor="circuit-breaker-open",
+        for_seconds=60,
+        expr=(
+            "max by (${instance}, circuit_breaker_name) (\n"
+            '  {__name__=~"ttbt5_circuit_breaker_state(_ratio)?", circuit_breaker_state="closed"}\n'
+            ") == 0"
+        ),
+        condition="a circuit breaker not closed (open or half-open) for longer than ${for}",
+        summary=(
+            "{{ $labels.service_name }}: circuit breaker {{ $labels.circuit_breaker_name }} open"
+        ),
+        description=(
+            "Circuit breaker {{ $labels.circuit_breaker_name }} of {{ $labels.service_name }} "
+            "on instance {{ $labels.instance }} ({{ $labels.deployment_environment_name }}) "
+            "has been open or half-open for more than ${for}: calls through it are rejected."
+        ),
+    ),
+    Alert(
+        name="Ttbt5RetriesExhausted",
+        severity="warning",
+        anchor="retries-exhausted",
+        for_seconds=60,
+        params={"failed": 'ttbt5_retry_calls_total{retry_outcome="failed_with_retry"}'},
+        # A counter series appears with its first increment, which rate() cannot see:
+        # series that did not exist one window ago count with their whole value.
+        expr=(
+            "sum by (${instance}, retry_name) (\n"
+            "  (${failed}\n"
+            "    unless ${failed} offset ${window})\n"
+            "  or\n"
+            "  increase(${failed}[${window}])\n"
+            ") > 0"
+        ),
+        condition="a retried call failed after all its attempts in the last ${window}",
+        summary=("{{ $labels.service_name }}: retries of {{ $labels.retry_name }} exhausted"),
+        description=(
+            "{{ $value | humanize }} calls of {{ $labels.retry_name }} in "
+            "{{ $labels.service_name }} on instance {{ $labels.instance }} "
+            "({{ $labels.deployment_environment_name }}) failed after all retry attempts "
+            "in the last ${window}."
+        ),
+    ),
+    Alert(
+        name="Ttbt5CollectorRefusingData",
+        severity="warning",
+        anchor="collector-refusing-data",
+        for_seconds=300,
+        expr=(
+            "sum by (job, instance, receiver) (\n"
+            f'  rate({{__name__=~"otelcol_receiver_refused_{_COLLECTOR_SIGNALS}"}}'
+            "[${window}])\n"
+            ") > 0"
+        ),
+        condition="a collector receiver refuses spans, metric points or log records",
+        summary="Collector {{ $labels.instance }} refuses data on {{ $labels.receiver }}",
+        description=(
+            "Receiver {{ $labels.receiver }} of the collector {{ $labels.instance }} "
+            "(job {{ $labels.job }}) has refused {{ $value | humanize }} items/s over the "
+            "last ${window}, usually because its memory limiter is at the limit. Senders "
+            "retry, then drop."
+        ),
+    ),
+    Alert(
+        name="Ttbt5CollectorExportFailing",
+        severity="warning",
+        anchor="collector-export-failing",
+        for_seconds=300,
+        expr=(
+            "sum by (job, instance, exporter) (\n"
+            '  rate({__name__=~"otelcol_exporter_(send|enqueue)_failed_'
+            f'{_COLLECTOR_SIGNALS}"}}[${{window}}])\n'
+            ") > 0"
+        ),
+        condition="a collector exporter fails to send or queue spans, metric points or logs",
+        summary="Collector {{ $labels.instance }} fails to export through {{ $labels.exporter }}",
+        description=(
+            "Exporter {{ $labels.exporter }} of the collector {{ $labels.instance }} "
+            "(job {{ $labels.job }}) has failed to send or queue {{ $value | humanize }} "
+            "items/s over the last ${window}: this data is lost."
+        ),
+    ),
+    Alert(
+        name="Ttbt5TargetDown",
+        severity="critical",
+        anchor="target-down",
+        for_seconds=120,
+        expr="up == 0",
+        condition="a Prometheus scrape target cannot be scraped for longer than ${for}",
+        summary="Scrape target {{ $labels.instance }} ({{ $labels.job }}) is down",
+        description=(
+            "Prometheus has failed to scrape {{ $labels.instance }} of job {{ $labels.job }} "
+            "for more than ${for}: every metric from it (and every alert on them) is missing."
+        ),
+    ),
+]
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style for multi-line strings, so expressions stay readable."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    if "\n" in value:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|")
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value)
+
+
+_Dumper.add_representer(str, _str)
+
+
+def _expr(template: str, params: dict[str, Any]) -> str:
+    lines = [line.rstrip() for line in fill(template, params).splitlines()]
+    while lines and not lines[0]:
+        lines.pop(0)
+    while lines and not lines[-1]:
+        lines.pop()
+    indent = min(len(line) - len(line.lstrip()) for line in lines if line)
+    text = "\n".join(line[indent:] for line in lines)
+    return text + "\n" if "\n" in text else text
+
+
+def _group(name: str, rules: list[dict[str, Any]], settings: Settings) -> dict[str, Any]:
+    group: dict[str, Any] = {"name": name}
+    if settings.interval is not None:
+        group["interval"] = settings.interval
+    group["rules"] = rules
+    return group
+
+
+def recording_rules(settings: Settings) -> dict[str, Any]:
+    """The recording rules the alerts build on, as a rule-file mapping."""
+    params = {"window": settings.window}
+    rules = [{"record": name, "expr": _expr(expr, params)} for name, expr in RECORDING_RULES]
+    return {"groups": [_group("ttbt5-instance", rules, settings)]}
+
+
+def alert_rule(alert: Alert, settings: Settings) -> dict[str, Any]:
+    """One alert as a rule mapping."""
+    params = settings.params(alert)
+    return {
+        "alert": alert.name,
+        "expr": _expr(alert.expr, params),
+        "for": settings.for_duration(alert),
+        "labels": {"severity": alert.severity},
+        "annotations": {
+            "summary": fill(alert.summary, params),
+            "description": fill(alert.description, params),
+            "runbook_url": f"{settings.runbook_base}#{alert.anchor}",
+        },
+    }
+
+
+def alerting_rules(settings: Settings) -> dict[str, Any]:
+    """Every alert, as a rule-file mapping."""
+    rules = [alert_rule(alert, settings) for alert in ALERTS]
+    return {"groups": [_group("ttbt5-alerts", rules, settings)]}
+
+
+def thresholds_table(settings: Settings | None = None) -> str:
+    """The Markdown table of alerts, thresholds and durations kept in docs/runbooks.md."""
+    settings = settings or Settings()
+    lines = [
+        "| alert | severity | fires when | for |",
+        "|---|---|---|---|",
+    ]
+    for alert in ALERTS:
+        condition = fill(alert.condition, settings.params(alert))
+        lines.append(
+            f"| [{alert.name}](#{alert.anchor}) | {alert.severity} | {condition} "
+            f"| {settings.for_duration(alert)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _header(what: str, settings: Settings) -> str:
+    lines = [
+        f"# {what}",
+        "#",
+        "# Generated by dashboards/prometheus/render_rules.py from its single definition of",
+        "# thresholds and durations: edit that file and run it, do not edit this one.",
+    ]
+    if settings != Settings():
+        lines += [
+            "#",
+            (
+                f"# Test copy: for: scaled by {settings.for_scale:g}, evaluation interval "
+                f"{settings.interval or 'global'}, rate window {settings.window} "
+                "(rule names unchanged)."
+            ),
+        ]
+    return "\n".join(lines) + "\n\n"
+
+
+def render(settings: Settings) -> dict[str, str]:
+    """File name -> text of every rule file."""
+    dump = {"Dumper": _Dumper, "sort_keys": False, "width": 1000, "allow_unicode": True}
+    recording = _header(
+        "Per-instance request, error, latency, memory and cache figures the ttbt5 alerts use.",
+        settings,
+    ) + yaml.dump(recording_rules(settings), **dump)  # type: ignore[call-overload]
+    alerts = (
+        _header("Alerts on ttbt5 applications, the collector and scrape targets.", settings)
+        + "# Thresholds and durations (also in docs/runbooks.md):\n#\n"
+        + "".join(f"#   {line}\n" for line in thresholds_table(settings).splitlines())
+        + "\n"
+        + yaml.dump(alerting_rules(settings), **dump)  # type: ignore[call-overload]
+    )
+    return {RECORDING_FILE: recording, ALERTS_FILE: alerts}
+
+
+def write(directory: Path, settings: Settings) -> list[Path]:
+    """Write every rule file into ``directory``; return their paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in render(settings).items():
+        path = directory / name
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def stale(directory: Path, settings: Settings) -> list[str]:
+    """Unified diffs of the files in ``directory`` that differ from a fresh rendering."""
+    diffs = []
+    for name, text in render(settings).items():
+        path = directory / name
+        current = path.read_text(encoding="utf-8") if path.exists() else ""
+        if current != text:
+            diffs.append(
+                "".join(
+                    difflib.unified_diff(
+                        current.splitlines(keepends=True),
+                        text.splitlines(keepends=True),
+                        str(path),
+                        "rendered",
+                    )
+                )
+            )
+    return diffs
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--output-dir", type=Path, default=RULES_DIR)
+    parser.add_argument("--check", action="store_true", help="only compare, exit 1 if stale")
+    parser.add_argument("--table", action="store_true", help="print the thresholds table")
+    parser.add_argument("--fast", action="store_true", help="for: 0s, interval 1s, window 30s")
+    parser.add_argument("--for-scale", type=float, help="multiply every for: by this factor")
+    parser.add_argument("--interval", help="evaluation interval of the rule groups, e.g. 1s")
+    parser.add_argument("--window", help="rate window instead of 5m, e.g. 30s")
+    parser.add_argument("--runbook-base", default=RUNBOOK_BASE, help="URL of docs/runbooks.md")
+    arguments = parser.parse_args(argv)
+    for name in ("interval", "window"):
+        value = getattr(arguments, name)
+        if value is not None:
+            parse_duration(value)
+    if arguments.for_scale is not None and arguments.for_scale < 0:
+        parser.error("--for-scale must not be negative")
+    return arguments
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    arguments = _arguments(argv)
+    fast = arguments.fast
+    settings = Settings(
+        for_scale=arguments.for_scale if arguments.for_scale is not None else (0 if fast else 1),
+        interval=arguments.interval or ("1s" if fast else None),
+        window=arguments.window or ("30s" if fast else WINDOW),
+        runbook_base=arguments.runbook_base,
+    )
+    if arguments.table:
+        sys.stdout.write(thresholds_table(settings))
+        return 0
+    if arguments.check:
+        diffs = stale(arguments.output_dir, settings)
+        sys.stdout.write("".join(diffs))
+        return 1 if diffs else 0
+    for path in write(arguments.output_dir, settings):
+        sys.stdout.write(f"wrote {path}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
