@@ -106,6 +106,17 @@ class _Call:
         self.attempts = 0
         self.reported = 0
 
+    def hooks(self) -> dict[str, Any]:
+        """Options of a fresh tenacity retrying object for this call, but the predicate."""
+        policy = self.policy
+        return {
+            "stop": policy.stop,
+            "wait": policy.wait,
+            "before": self.before,
+            "before_sleep": self.before_sleep,
+            "reraise": policy.reraise,
+        }
+
     def before(self, state: RetryCallState) -> None:
         self.attempts = state.attempt_number
 
@@ -168,15 +179,7 @@ def _decorate(
         @functools.wraps(fn)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
             call = _Call(policy)
-            retrying = AsyncRetrying(
-                sleep=pause,
-                stop=policy.stop,
-                wait=policy.wait,
-                retry=call.should_retry_async,
-                before=call.before,
-                before_sleep=call.before_sleep,
-                reraise=policy.reraise,
-            )
+            retrying = AsyncRetrying(sleep=pause, retry=call.should_retry_async, **call.hooks())
             try:
                 result: Any = await retrying(fn, *args, **kwargs)
             except BaseException as exc:
@@ -196,15 +199,7 @@ def _decorate(
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         call = _Call(policy)
-        retrying = Retrying(
-            sleep=pause_sync,
-            stop=policy.stop,
-            wait=policy.wait,
-            retry=call.should_retry,
-            before=call.before,
-            before_sleep=call.before_sleep,
-            reraise=policy.reraise,
-        )
+        retrying = Retrying(sleep=pause_sync, retry=call.should_retry, **call.hooks())
         try:
             result = retrying(fn, *args, **kwargs)
         except BaseException as exc:
