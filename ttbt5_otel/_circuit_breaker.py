@@ -14,7 +14,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from types import TracebackType
-from typing import Any, ClassVar, ParamSpec, Self, TypeVar
+from typing import Any, ParamSpec, Self, TypeVar, cast
 
 from ttbt5_otel._circuit_state import SUCCESS, BreakerCore, Ticket
 from ttbt5_otel._circuit_telemetry import RESULTS, CircuitState, track
@@ -25,6 +25,8 @@ R = TypeVar("R")
 
 StateListener = Callable[["CircuitBreaker", CircuitState, CircuitState], object]
 """``on_state_change(breaker, old_state, new_state)``."""
+_registry: weakref.WeakValueDictionary[str, CircuitBreaker] = weakref.WeakValueDictionary()
+_registry_lock = threading.Lock()
 
 
 class CircuitBreaker(BreakerCore):
@@ -45,11 +47,6 @@ class CircuitBreaker(BreakerCore):
     With ``retry``, put ``@retry`` outside and ``@breaker`` inside: every attempt then
     passes the breaker, and ``retry`` does not retry the ``CircuitOpenError`` of an open one.
     """
-
-    _registry: ClassVar[weakref.WeakValueDictionary[str, CircuitBreaker]] = (
-        weakref.WeakValueDictionary()
-    )
-    _registry_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(
         self,
@@ -118,22 +115,23 @@ class CircuitBreaker(BreakerCore):
             on_state_change=on_state_change,
         )
         self._tickets: ContextVar[tuple[Ticket, ...]] = ContextVar(f"ttbt5_circuit_breaker_{name}")
-        with CircuitBreaker._registry_lock:
-            if CircuitBreaker._registry.get(name) is not None:
+        with _registry_lock:
+            if _registry.get(name) is not None:
                 warn_once(
                     f"circuit breaker name:{name}",
                     "a second live circuit breaker is named %r; their metrics share "
                     "attributes and CircuitBreaker.get returns the newest",
                     name,
                 )
-            CircuitBreaker._registry[name] = self
+            _registry[name] = self
         track(self)
 
     # -- registry and inspection -----------------------------------------------------------
-    @classmethod
-    def get(cls, name: str) -> CircuitBreaker | None:
+    @staticmethod
+    def get(name: str) -> CircuitBreaker | None:
         """The live breaker named ``name``, if any."""
-        return cls._registry.get(name)
+        with _registry_lock:
+            return _registry.get(name)
 
     @property
     def name(self) -> str:
@@ -204,8 +202,7 @@ class CircuitBreaker(BreakerCore):
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 return await self.call_async(run, *args, **kwargs)
 
-            wrapped: Callable[P, R] = async_wrapper  # type: ignore[assignment]
-            return wrapped
+            return cast("Callable[P, R]", async_wrapper)
 
         @functools.wraps(func)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -250,7 +247,9 @@ class CircuitBreaker(BreakerCore):
 
 def circuit_breakers() -> dict[str, CircuitState]:
     """The state of every live breaker, by name."""
-    return {name: breaker.state for name, breaker in list(CircuitBreaker._registry.items())}  # noqa: SLF001
+    with _registry_lock:
+        live = list(_registry.items())
+    return {name: breaker.state for name, breaker in live}
 
 
 def _check(ok: bool, option: str, expected: str) -> None:
