@@ -7,27 +7,46 @@ Public API (everything else is private and may change):
 * traces: ``traced``, ``span``
 * metrics: ``monitor_performance``, ``counter``, ``up_down_counter``, ``histogram``, ``gauge``
 * logs: ``get_logger``, ``StructuredLogger``, ``log_calls``
+* application: ``get_application_context``, ``application_lifecycle``, ``ApplicationContext``,
+  ``LifecycleHook``, ``LifecyclePhase``, ``DependencyNotFoundError``, ``HealthResult``,
+  ``Settings``, ``load_settings``
 * errors: ``ApplicationError``, ``ValidationError``, ``ErrorSeverity``, ``ErrorCategory``,
   ``handle_errors``, ``Validator``, ``Ttbt5Error``
 """
 
+from ttbt5_otel._app_context import (
+    ApplicationContext,
+    DependencyNotFoundError,
+    LifecycleHook,
+    LifecyclePhase,
+    get_application_context,
+)
 from ttbt5_otel._config import TelemetryConfig
 from ttbt5_otel._errors import ApplicationError, ErrorCategory, ErrorSeverity, ValidationError
 from ttbt5_otel._exceptions import ConfigError, Ttbt5Error
 from ttbt5_otel._handle_errors import handle_errors
+from ttbt5_otel._health import HealthResult
+from ttbt5_otel._lifecycle import application_lifecycle
 from ttbt5_otel._log_calls import log_calls
 from ttbt5_otel._logging import StructuredLogger, get_logger
 from ttbt5_otel._metrics import counter, gauge, histogram, monitor_performance, up_down_counter
+from ttbt5_otel._settings import Settings, load_settings
 from ttbt5_otel._setup import Telemetry, force_flush, init, shutdown
 from ttbt5_otel._tracing import span, traced
 from ttbt5_otel._validation import Validator
 from ttbt5_otel._version import __version__
 
 __all__ = [
+    "ApplicationContext",
     "ApplicationError",
     "ConfigError",
+    "DependencyNotFoundError",
     "ErrorCategory",
     "ErrorSeverity",
+    "HealthResult",
+    "LifecycleHook",
+    "LifecyclePhase",
+    "Settings",
     "StructuredLogger",
     "Telemetry",
     "TelemetryConfig",
@@ -35,13 +54,16 @@ __all__ = [
     "ValidationError",
     "Validator",
     "__version__",
+    "application_lifecycle",
     "counter",
     "force_flush",
     "gauge",
+    "get_application_context",
     "get_logger",
     "handle_errors",
     "histogram",
     "init",
+    "load_settings",
     "log_calls",
     "monitor_performance",
     "shutdown",

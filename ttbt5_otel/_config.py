@@ -8,12 +8,14 @@ a bad one raises ``ConfigError`` naming the option and the variable it came from
 from __future__ import annotations
 
 import os
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Final, Literal, cast
 from urllib.parse import unquote, urlsplit
 
 from ttbt5_otel._exceptions import ConfigError
+from ttbt5_otel._typecheck import check_value
 
 Protocol = Literal["grpc", "http/protobuf"]
 ExporterKind = Literal["otlp", "console", "none"]
@@ -200,35 +202,49 @@ def _from_environment(name: str, environ: Mapping[str, str]) -> tuple[Any, str] 
     return None
 
 
-def _coerce_explicit(name: str, value: object) -> Any:
-    """Accept the natural Python type, or a string parsed like the variable would be."""
+def _field_types() -> dict[str, Any]:
+    return typing.get_type_hints(TelemetryConfig)
+
+
+def _coerce(name: str, value: object, source: str) -> Any:
+    """Parse a string like its variable would be; check any other value against the type."""
     if isinstance(value, str) and name not in ("endpoint", "certificate_file"):
-        return _OPTIONS[name].parse(name, value, "argument")
-    return value
+        return _OPTIONS[name].parse(name, value, source)
+    return check_value(name, value, _field_types()[name], source)
 
 
 def resolve_config(
     explicit: Mapping[str, object] | None = None,
     environ: Mapping[str, str] | None = None,
+    file_values: Mapping[str, object] | None = None,
+    file_source: str = "config file",
 ) -> TelemetryConfig:
-    """Merge arguments, environment and defaults into a validated ``TelemetryConfig``."""
+    """Merge arguments, environment, a config file section and defaults, then validate.
+
+    Precedence: ``explicit`` > ``TTBT5_*`` > ``OTEL_*`` > ``file_values`` > default.
+    """
     explicit = dict(explicit or {})
+    file_values = dict(file_values or {})
     environ = os.environ if environ is None else environ
-    unknown = sorted(set(explicit) - set(_OPTIONS))
-    if unknown:
-        known = ", ".join(sorted(_OPTIONS))
-        raise ConfigError(unknown[0], f"unknown option; known options are: {known}", "argument")
+    for given, source in ((explicit, "argument"), (file_values, file_source)):
+        unknown = sorted(set(given) - set(_OPTIONS))
+        if unknown:
+            known = ", ".join(sorted(_OPTIONS))
+            raise ConfigError(unknown[0], f"unknown option; known options are: {known}", source)
 
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for name in _OPTIONS:
         if name in explicit and explicit[name] is not None:
-            values[name] = _coerce_explicit(name, explicit[name])
+            values[name] = _coerce(name, explicit[name], "argument")
             sources[name] = "argument"
             continue
         found = _from_environment(name, environ)
         if found is not None:
             values[name], sources[name] = found
+        elif name in file_values and file_values[name] is not None:
+            values[name] = _coerce(name, file_values[name], file_source)
+            sources[name] = file_source
 
     _apply_resource_env(values, sources, environ)
     if "endpoint" not in values and values.get("protocol") == "http/protobuf":

@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.util.types import Attributes
 
 from ttbt5_otel import _exporters, _guard
-from ttbt5_otel._config import TelemetryConfig, resolve_config
+from ttbt5_otel._config import TelemetryConfig
 from ttbt5_otel._logging import OTelLogHandler, install_bridge, remove_bridge
 from ttbt5_otel._otel import bump_generation, meter
 from ttbt5_otel._pipeline import (
@@ -34,6 +34,7 @@ from ttbt5_otel._pipeline import (
 )
 from ttbt5_otel._runtime import register_runtime_metrics
 from ttbt5_otel._scrub import configure_scrubber
+from ttbt5_otel._settings import load_settings
 
 _LOG = logging.getLogger("ttbt5_otel")
 
@@ -248,6 +249,7 @@ def init(**options: Any) -> Telemetry:
     Keyword options are the fields of ``TelemetryConfig`` (``service_name``, ``endpoint``,
     ``protocol``, ``exporter``, ``sample_ratio``, ...). An explicit option beats its
     ``TTBT5_*`` variable, which beats the standard ``OTEL_*`` variable, which beats the
+    ``telemetry`` section of the file named by ``TTBT5_CONFIG_FILE``, which beats the
     default. Invalid values raise ``ConfigError`` naming the option and its source.
 
     Idempotent: a second call returns the first handle and installs nothing twice. When
@@ -264,7 +266,7 @@ def init(**options: Any) -> Telemetry:
                     "ttbt5_otel.init() was already called; options of later calls are ignored",
                 )
             return _current
-        config = resolve_config(options)
+        config = load_settings(telemetry=options).telemetry
         configure_scrubber(config.scrub_patterns)
         if _foreign_providers_installed():
             telemetry = Telemetry(config=config, providers=None)

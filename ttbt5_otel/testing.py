@@ -44,12 +44,18 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 
+from ttbt5_otel._app_context import reset_application_context
 from ttbt5_otel._config import TelemetryConfig
 from ttbt5_otel._logging import OTelLogHandler
 from ttbt5_otel._otel import bump_generation
 from ttbt5_otel._pipeline import Providers, build_providers
 
-__all__ = ["MetricPoint", "TelemetryCapture", "capture_telemetry"]
+__all__ = [
+    "MetricPoint",
+    "TelemetryCapture",
+    "capture_telemetry",
+    "reset_application_context",
+]
 
 _DELTA: dict[type, AggregationTemporality] = dict.fromkeys(
     (
