@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Final, TypeAlias
 from ttbt5_otel._config import resolve_config
 from ttbt5_otel._doctor import describe_config, mask_url, send_test_span
 from ttbt5_otel._exceptions import ConfigError
-from ttbt5_otel._stack import StackError, default_state_dir, down, status, up
+from ttbt5_otel._stack import default_state_dir, down, status, up
+from ttbt5_otel._stack_processes import StackError
 from ttbt5_otel._version import __version__
 
 EXIT_OK: Final = 0

@@ -17,15 +17,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Final
 
-from ttbt5_otel._exceptions import Ttbt5Error
 from ttbt5_otel._stack_processes import (
     ProcessId,
-    http_ready,
+    StackError,
+    ensure_ports_free,
     is_running,
     log_tail,
-    port_in_use,
-    port_owner,
-    redis_ready,
+    probe,
     spawn_detached,
     stop,
 )
@@ -41,10 +39,6 @@ _COLLECTOR_PORTS: Final = {
     "TELEMETRY": 8888,
     "HEALTH": 13133,
 }
-
-
-class StackError(Ttbt5Error):
-    """The stack could not be started, inspected or stopped; the message says why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,14 +84,6 @@ class Status:
 def default_state_dir() -> Path:
     """``TTBT5_STACK_DIR``, else ``.ttbt5-stack`` in the current directory."""
     return Path(os.environ.get("TTBT5_STACK_DIR") or ".ttbt5-stack").absolute()
-
-
-def probe(ready: str) -> bool:
-    """Run a readiness probe as stored in a ``Record``/``Component``."""
-    if ready.startswith("redis://"):
-        host, _, port = ready.removeprefix("redis://").partition(":")
-        return redis_ready(host, int(port))
-    return http_ready(ready)
 
 
 def _binary(env_var: str, candidates: tuple[str, ...], hint: str) -> str:
@@ -243,15 +229,6 @@ def _wait_ready(component: Component, record: Record, timeout: float) -> None:
         raise StackError(f"{component.name} {problem}; last lines of {record.log}:\n{tail}")
 
 
-def _check_ports(component: Component) -> None:
-    for port in component.ports:
-        if port_in_use(port, HOST):
-            raise StackError(
-                f"port {port} needed by {component.name} is already in use by "
-                f"{port_owner(port)}; stop that process or free the port"
-            )
-
-
 def up(
     state_dir: Path,
     *,
@@ -274,7 +251,7 @@ def up(
             if component.name in records:
                 report(f"{component.name}: already running (pid {records[component.name].pid})")
                 continue
-            _check_ports(component)
+            ensure_ports_free(component.name, component.ports, HOST)
             log = state_dir / f"{component.name}.log"
             # Data directory of the component (Redis refuses to start without it).
             (state_dir / component.name).mkdir(exist_ok=True)

@@ -22,10 +22,16 @@ from typing import Final
 
 import psutil
 
+from ttbt5_otel._exceptions import Ttbt5Error
+
 _POLL_SECONDS: Final = 0.1
 # Index of field 22 (starttime) once the fields before and including the name are cut off.
 _START_TIME: Final = 19
 _PROBE_TIMEOUT: Final = 1.0
+
+
+class StackError(Ttbt5Error):
+    """The stack could not be started, inspected or stopped; the message says why."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +134,16 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
+def ensure_ports_free(name: str, ports: Sequence[int], host: str) -> None:
+    """Raise ``StackError`` naming the port and its owner when one of ``ports`` is taken."""
+    for port in ports:
+        if port_in_use(port, host):
+            raise StackError(
+                f"port {port} needed by {name} is already in use by {port_owner(port)}; "
+                "stop that process or free the port"
+            )
+
+
 def port_owner(port: int) -> str:
     """Describe the process listening on ``port`` (pid and command line) as far as visible."""
     try:
@@ -163,6 +179,14 @@ def redis_ready(host: str, port: int) -> bool:
             return sock.recv(64).startswith(b"+PONG")
     except OSError:
         return False
+
+
+def probe(ready: str) -> bool:
+    """Run a readiness probe: an http:// URL that must answer 200, or redis://host:port."""
+    if ready.startswith("redis://"):
+        host, _, port = ready.removeprefix("redis://").partition(":")
+        return redis_ready(host, int(port))
+    return http_ready(ready)
 
 
 def log_tail(log: Path, lines: int = 20) -> str:

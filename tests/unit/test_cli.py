@@ -283,3 +283,21 @@ def test_a_busy_port_fails_naming_the_port_and_its_owner(tmp_path: Path) -> None
     assert f"pid {os.getpid()}" in result.stderr
     assert not (tmp_path / "stack.json").exists()
     assert not (tmp_path / "collector.log").exists()
+
+
+@pytest.mark.integration
+def test_a_component_failing_to_start_stops_the_others_and_quotes_its_log(tmp_path: Path) -> None:
+    fake = tmp_path / "fake-prometheus"
+    fake.write_text("#!/bin/sh\necho 'fake prometheus: cannot open the storage' >&2\nexit 3\n")
+    fake.chmod(0o755)
+    state = tmp_path / "state"
+    result = run_cli("stack", "up", "--state-dir", str(state), TTBT5_PROMETHEUS_BIN=str(fake))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "prometheus exited during startup" in result.stderr
+    assert "fake prometheus: cannot open the storage" in result.stderr
+    # The collector was started and ready first; it is stopped again.
+    [ready] = [line for line in result.stdout.splitlines() if line.startswith("collector: ready")]
+    pid = int(ready.split("pid ")[1].split(",")[0])
+    stat = Path(f"/proc/{pid}/stat")
+    assert not stat.exists() or stat.read_text().split(") ")[1][0] in "ZX"
+    assert not (state / "stack.json").exists()
