@@ -10,6 +10,8 @@ Public API (everything else is private and may change):
 * application: ``get_application_context``, ``application_lifecycle``, ``ApplicationContext``,
   ``LifecycleHook``, ``LifecyclePhase``, ``DependencyNotFoundError``, ``HealthResult``,
   ``Settings``, ``load_settings``
+* resilience: ``retry``, ``CircuitBreaker``, ``CircuitOpenError``, ``CircuitState``,
+  ``circuit_breakers``
 * errors: ``ApplicationError``, ``ValidationError``, ``ErrorSeverity``, ``ErrorCategory``,
   ``handle_errors``, ``Validator``, ``Ttbt5Error``
 """
@@ -21,15 +23,18 @@ from ttbt5_otel._app_context import (
     LifecyclePhase,
     get_application_context,
 )
+from ttbt5_otel._circuit_breaker import CircuitBreaker, circuit_breakers
+from ttbt5_otel._circuit_telemetry import CircuitState
 from ttbt5_otel._config import TelemetryConfig
 from ttbt5_otel._errors import ApplicationError, ErrorCategory, ErrorSeverity, ValidationError
-from ttbt5_otel._exceptions import ConfigError, Ttbt5Error
+from ttbt5_otel._exceptions import CircuitOpenError, ConfigError, Ttbt5Error
 from ttbt5_otel._handle_errors import handle_errors
 from ttbt5_otel._health import HealthResult
 from ttbt5_otel._lifecycle import application_lifecycle
 from ttbt5_otel._log_calls import log_calls
 from ttbt5_otel._logging import StructuredLogger, get_logger
 from ttbt5_otel._metrics import counter, gauge, histogram, monitor_performance, up_down_counter
+from ttbt5_otel._retry import retry
 from ttbt5_otel._settings import Settings, load_settings
 from ttbt5_otel._setup import Telemetry, force_flush, init, shutdown
 from ttbt5_otel._tracing import span, traced
@@ -39,6 +44,9 @@ from ttbt5_otel._version import __version__
 __all__ = [
     "ApplicationContext",
     "ApplicationError",
+    "CircuitBreaker",
+    "CircuitOpenError",
+    "CircuitState",
     "ConfigError",
     "DependencyNotFoundError",
     "ErrorCategory",
@@ -55,6 +63,7 @@ __all__ = [
     "Validator",
     "__version__",
     "application_lifecycle",
+    "circuit_breakers",
     "counter",
     "force_flush",
     "gauge",
@@ -66,6 +75,7 @@ __all__ = [
     "load_settings",
     "log_calls",
     "monitor_performance",
+    "retry",
     "shutdown",
     "span",
     "traced",

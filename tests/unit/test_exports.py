@@ -3,6 +3,20 @@
 import ttbt5_otel
 
 DOCUMENTED = {
+    "ApplicationContext",
+    "CircuitBreaker",
+    "CircuitOpenError",
+    "CircuitState",
+    "DependencyNotFoundError",
+    "HealthResult",
+    "LifecycleHook",
+    "LifecyclePhase",
+    "Settings",
+    "application_lifecycle",
+    "circuit_breakers",
+    "get_application_context",
+    "load_settings",
+    "retry",
     "ApplicationError",
     "ConfigError",
     "ErrorCategory",

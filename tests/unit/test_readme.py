@@ -33,6 +33,29 @@ def test_quick_start_runs_and_prints_every_signal():
     assert "[metric] ttbt5.operation.duration{code.function=charge" in proc.stderr
 
 
+def test_resilience_example_runs():
+    [example] = [
+        b for b in python_blocks((ROOT / "README.md").read_text()) if "CircuitBreaker" in b
+    ]
+    proc = run(example)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "charged-flaky",
+        "gave up: CircuitOpenError",
+        "breaker is open",
+    ]
+    assert "retry.outcome=success_with_retry} 1" in proc.stderr
+    assert "circuit_breaker.calls{circuit_breaker.name=payments,result=rejected} 1" in proc.stderr
+
+
+def test_lifecycle_example_runs():
+    [example] = [b for b in python_blocks((ROOT / "README.md").read_text()) if "DatabaseHook" in b]
+    proc = run(example)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["database connected", "db healthy: True", "database closed"]
+    assert "[span] lifecycle.startup" in proc.stderr
+
+
 def test_example_quickstart_runs():
     proc = run(ROOT / "examples" / "quickstart.py")
     assert proc.returncode == 0, proc.stderr
