@@ -255,6 +255,11 @@ def up(
             log = state_dir / f"{component.name}.log"
             # Data directory of the component (Redis refuses to start without it).
             (state_dir / component.name).mkdir(exist_ok=True)
+            # Logs are appended across restarts; the marker tells this run's lines apart.
+            with log.open("a", encoding="utf-8") as marker:
+                marker.write(
+                    f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {component.name}\n"
+                )
             proc = spawn_detached(component.argv, component.env, log)
             records[component.name] = Record(
                 proc.pid,

@@ -269,6 +269,8 @@ def test_a_corrupt_state_file_is_reported(
 def test_a_busy_port_fails_naming_the_port_and_its_owner(tmp_path: Path) -> None:
     """Nothing is started when a port of the stack belongs to a foreign process."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # As servers do: connections of an earlier test in TIME_WAIT must not block the bind.
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         try:
             listener.bind(("127.0.0.1", 4317))
