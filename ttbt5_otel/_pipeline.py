@@ -6,12 +6,14 @@ configurator entry point and the pytest capture plugin (which swaps in memory ex
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import socket
 import sys
+import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadWriteLogRecord
@@ -155,6 +157,31 @@ class ScrubbingLogProcessor(LogRecordProcessor):
         return True
 
 
+_SELF_METRICS_VARIABLE = "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED"
+_env_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _processor_self_metrics() -> Iterator[None]:
+    """Enable the SDK's queue metrics for the batch processors built inside this block.
+
+    They say how many spans and log records a collector outage dropped
+    (``otel.sdk.processor.*.processed{error.type="queue_full"}``) and how full the queues
+    are. The SDK reads one variable for these *and* for per-span counters on the tracer
+    provider, which would tax every span; so it is switched on only while the processors
+    are constructed, and a user's own setting always wins.
+    """
+    with _env_lock:
+        if _SELF_METRICS_VARIABLE in os.environ:
+            yield
+            return
+        os.environ[_SELF_METRICS_VARIABLE] = "true"
+        try:
+            yield
+        finally:
+            os.environ.pop(_SELF_METRICS_VARIABLE, None)
+
+
 @dataclass(slots=True)
 class Providers:
     """The three SDK providers of one configuration and the exporter wrappers feeding them."""
@@ -201,6 +228,9 @@ def build_providers(
     instead of batching on a background thread.
     """
     resource = build_resource(config)
+    meter_provider = MeterProvider(
+        resource=resource, metric_readers=list(metric_readers), views=duration_views()
+    )
     tracer_provider = TracerProvider(
         resource=resource,
         sampler=ParentBasedTraceIdRatio(config.sample_ratio),
@@ -212,17 +242,16 @@ def build_providers(
         if synchronous:
             span_processor = SimpleSpanProcessor(wrapped_spans)
         else:
-            span_processor = BatchSpanProcessor(
-                wrapped_spans,
-                max_queue_size=config.max_queue_size,
-                max_export_batch_size=config.max_export_batch_size,
-                schedule_delay_millis=config.schedule_delay * 1000,
-                export_timeout_millis=config.timeout * 1000,
-            )
+            with _processor_self_metrics():
+                span_processor = BatchSpanProcessor(
+                    wrapped_spans,
+                    max_queue_size=config.max_queue_size,
+                    max_export_batch_size=config.max_export_batch_size,
+                    schedule_delay_millis=config.schedule_delay * 1000,
+                    export_timeout_millis=config.timeout * 1000,
+                    meter_provider=meter_provider,
+                )
         tracer_provider.add_span_processor(span_processor)
-    meter_provider = MeterProvider(
-        resource=resource, metric_readers=list(metric_readers), views=duration_views()
-    )
     logger_provider = LoggerProvider(resource=resource)
     logger_provider.add_log_record_processor(ScrubbingLogProcessor())
     if log_exporter is not None:
@@ -230,13 +259,15 @@ def build_providers(
         if synchronous:
             log_processor = SimpleLogRecordProcessor(log_exporter)
         else:
-            log_processor = BatchLogRecordProcessor(
-                log_exporter,
-                max_queue_size=config.max_queue_size,
-                max_export_batch_size=config.max_export_batch_size,
-                schedule_delay_millis=config.schedule_delay * 1000,
-                export_timeout_millis=config.timeout * 1000,
-            )
+            with _processor_self_metrics():
+                log_processor = BatchLogRecordProcessor(
+                    log_exporter,
+                    max_queue_size=config.max_queue_size,
+                    max_export_batch_size=config.max_export_batch_size,
+                    schedule_delay_millis=config.schedule_delay * 1000,
+                    export_timeout_millis=config.timeout * 1000,
+                    meter_provider=meter_provider,
+                )
         logger_provider.add_log_record_processor(log_processor)
     return Providers(
         resource, tracer_provider, meter_provider, logger_provider, wrapped_spans, log_exporter

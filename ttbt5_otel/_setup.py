@@ -32,6 +32,7 @@ from ttbt5_otel._pipeline import (
     new_instance_id,
     periodic_reader,
 )
+from ttbt5_otel._quiet import quiet_sdk_warnings
 from ttbt5_otel._runtime import register_runtime_metrics
 from ttbt5_otel._scrub import configure_scrubber
 from ttbt5_otel._settings import load_settings
@@ -214,6 +215,7 @@ def _install_globals(providers: Providers) -> None:
 
 def _start_extras(telemetry: Telemetry) -> None:
     config = telemetry.config
+    quiet_sdk_warnings()
     if config.logging_bridge:
         telemetry._log_handler = install_bridge(config.log_level)  # noqa: SLF001
     if config.runtime_metrics and telemetry.providers is not None:
