@@ -105,7 +105,7 @@ def _create_observables() -> tuple[ObservableGauge, ObservableCounter]:
         current.create_observable_gauge(
             STATE,
             [_observe_state],
-            unit="1",
+            unit="{state}",
             description="1 for the current state of each circuit breaker, 0 for the others.",
         ),
         current.create_observable_counter(
