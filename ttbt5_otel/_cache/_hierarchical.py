@@ -69,7 +69,7 @@ class HierarchicalCache:
         name: str,
         *,
         l1: MemoryCache | None = None,
-        l2: RedisCache | None = None,
+        l2: RemoteLevel | None = None,
         disk: RemoteLevel | None = None,
         ttl: float | None = None,
         ttl_jitter: float = 0.1,
@@ -112,7 +112,7 @@ class HierarchicalCache:
         *,
         name: str,
         l1: MemoryCache | int | None = None,
-        l2: RedisCache | str | None = None,
+        l2: RemoteLevel | str | None = None,
         disk: RemoteLevel | str | None = None,
         **options: Any,
     ) -> HierarchicalCache:
