@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 
 import pytest
@@ -166,8 +167,6 @@ def test_entries_are_observed(capture_telemetry):
 
 def test_counts_survive_garbage_collection(capture_telemetry):
     """A collected cache's totals are kept: the counter does not go backwards."""
-    import gc
-
     name = unique()
     cache = MemoryCache(10, name=name)
     cache.set("a", 1)
