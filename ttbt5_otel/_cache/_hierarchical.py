@@ -301,6 +301,7 @@ class HierarchicalCache:
         if not outage.available():
             level.counts.errors += 1
             return None
+        await self.tags.replay()  # a recovered store first learns what it missed
         data = await self._call(outage, level.get_raw(key), MISSING)
         if data is MISSING:  # failed: the error is counted by the level
             return None

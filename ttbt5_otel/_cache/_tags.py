@@ -73,7 +73,7 @@ class TagVersions:
         level, outage = self._store
         if not outage.available():
             return None
-        await self._replay()
+        await self.replay()
         try:
             versions = await level.tag_versions(wanted)
         except Exception as exc:
@@ -107,9 +107,10 @@ class TagVersions:
         if self._store is None or not wanted:
             return
         self._pending.update(wanted)
-        await self._replay()
+        await self.replay()
 
-    async def _replay(self) -> None:
+    async def replay(self) -> None:
+        """Send invalidations the store missed while unreachable (no-op when none)."""
         if not self._pending:
             return
         assert self._store is not None
