@@ -223,3 +223,14 @@ def test_dashboard_provider_loads_files() -> None:
     (provider,) = yaml.safe_load(path.read_text())["providers"]
     assert provider["type"] == "file"
     assert provider["options"]["path"] == "/var/lib/grafana/dashboards/ttbt5"
+
+
+# --- docs
+
+
+def test_every_dashboard_and_panel_is_described_in_the_docs() -> None:
+    text = (GRAFANA_DIR.parents[1] / "docs" / "dashboards.md").read_text(encoding="utf-8")
+    for model in _models().values():
+        assert f"### {model['title']}" in text, model["title"]
+    for name, panel in _panels():
+        assert f"**{panel['title']}**" in text, (name, panel["title"])
