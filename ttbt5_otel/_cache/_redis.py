@@ -128,4 +128,9 @@ class RedisCache(RemoteLevel):
 
     async def close(self) -> None:
         """Close the connection pool."""
-        await self.backend.close()
+        client = getattr(self.backend, "client", None)
+        if client is not None and hasattr(client, "aclose"):
+            # aiocache's close() calls redis-py's deprecated close().
+            await client.aclose()
+        else:
+            await self.backend.close()
