@@ -11,6 +11,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.unit.cache_support import FakeRemote, unique
 from ttbt5_otel._cache import (
@@ -23,7 +25,7 @@ from ttbt5_otel._cache import (
     PickleSerializer,
     cached,
 )
-from ttbt5_otel._cache._keys import MAX_ARGUMENTS_LENGTH
+from ttbt5_otel._cache._keys import MAX_ARGUMENTS_LENGTH, key_from_arguments
 from ttbt5_otel._cache._serialization import Unstorable
 
 
@@ -211,3 +213,30 @@ def test_memory_only_cache_stores_any_object():
         return (1, {2})
 
     assert make() == (1, {2})
+
+
+def two(beta: object, alpha: object = None) -> None:
+    del beta, alpha
+
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.text(),
+    st.floats(allow_nan=False),
+    st.lists(st.integers()),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(beta=scalars, alpha=scalars)
+def test_fast_path_keys_equal_the_general_path(beta, alpha):
+    """Every spelling gives the key that canonical JSON of the bound arguments gives."""
+    build = KeyBuilder(two)
+    expected = key_from_arguments(build.prefix, {"alpha": alpha, "beta": beta})
+    assert build((beta, alpha), {}) == expected
+    assert build((beta,), {"alpha": alpha}) == expected
+    assert build((), {"alpha": alpha, "beta": beta}) == expected
+    if alpha is None:
+        assert build((beta,), {}) == expected

@@ -25,6 +25,7 @@ import json
 import pathlib
 import uuid
 from collections.abc import Callable, Mapping
+from json.encoder import encode_basestring
 from typing import Any, Final
 
 from ttbt5_otel._cache._errors import CacheError
@@ -32,6 +33,13 @@ from ttbt5_otel._cache._errors import CacheError
 MAX_ARGUMENTS_LENGTH: Final = 200
 _SIMPLE_KINDS: Final = (inspect.Parameter.POSITIONAL_OR_KEYWORD,)
 _EMPTY: Final = inspect.Parameter.empty
+# Exactly what json.dumps writes for these types (subclasses take the general path).
+_SCALARS: Final[dict[type, Callable[[Any], str]]] = {
+    str: encode_basestring,
+    int: int.__repr__,
+    bool: lambda value: "true" if value else "false",
+    type(None): lambda _: "null",
+}
 
 
 def function_name(fn: Callable[..., Any]) -> str:
@@ -57,6 +65,12 @@ def _canonical(value: Any) -> Any:
     raise TypeError(type(value).__qualname__)
 
 
+def _finish(prefix: str, text: str) -> str:
+    if len(text) > MAX_ARGUMENTS_LENGTH:
+        text = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    return f"{prefix}:{text}"
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_canonical
@@ -73,9 +87,7 @@ def key_from_arguments(prefix: str, arguments: Mapping[str, Any]) -> str:
             f"cannot build a cache key for {prefix}: argument {culprit!r} ({exc}) has no "
             "stable representation; pass key=<callable> to cached()"
         ) from exc
-    if len(text) > MAX_ARGUMENTS_LENGTH:
-        text = "sha256:" + hashlib.sha256(text.encode()).hexdigest()
-    return f"{prefix}:{text}"
+    return _finish(prefix, text)
 
 
 def _encodable(value: Any) -> bool:
@@ -89,7 +101,17 @@ def _encodable(value: Any) -> bool:
 class KeyBuilder:
     """Builds the key of each call of one function (see the module docstring)."""
 
-    __slots__ = ("_defaults", "_names", "_signature", "_simple", "_skip", "prefix")
+    __slots__ = (
+        "_defaults",
+        "_index",
+        "_names",
+        "_order",
+        "_quoted",
+        "_signature",
+        "_simple",
+        "_skip",
+        "prefix",
+    )
 
     def __init__(self, fn: Callable[..., Any]) -> None:
         """Inspect ``fn``'s signature once."""
@@ -103,18 +125,50 @@ class KeyBuilder:
         self._simple = all(p.kind in _SIMPLE_KINDS for p in params)
         self._names = tuple(p.name for p in kept)
         self._defaults = tuple(p.default for p in kept)
+        self._index = {name: index for index, name in enumerate(self._names)}
+        # For the scalar fast path: argument positions in sorted-name order, names as JSON.
+        self._order = sorted(range(len(self._names)), key=self._names.__getitem__)
+        self._quoted = tuple(encode_basestring(name) for name in self._names)
+
+    def _positions(
+        self, values: tuple[Any, ...], kwargs: Mapping[str, Any]
+    ) -> tuple[Any, ...] | None:
+        # Bind a call to a plain signature; None when inspect.bind must decide (or complain).
+        count = len(self._names)
+        if len(values) > count:
+            return None
+        if not kwargs and len(values) == count:
+            return values
+        filled = [*values, *self._defaults[len(values) :]]
+        for name, value in kwargs.items():
+            index = self._index.get(name, -1)
+            if index < len(values):
+                return None
+            filled[index] = value
+        if any(value is _EMPTY for value in filled):
+            return None
+        return tuple(filled)
+
+    def _scalars(self, values: tuple[Any, ...]) -> str | None:
+        # The canonical JSON of all-scalar arguments without json.dumps, which costs more
+        # than the cache lookup it serves; any other type returns None (general path).
+        parts = []
+        for index in self._order:
+            encode = _SCALARS.get(type(values[index]))
+            if encode is None:
+                return None
+            parts.append(f"{self._quoted[index]}:{encode(values[index])}")
+        return "{" + ",".join(parts) + "}"
 
     def __call__(self, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> str:
         """The key of a call with ``args`` and ``kwargs``."""
-        if self._simple and not kwargs:
-            values = args[1:] if self._skip else args
-            names = self._names
-            if len(values) == len(names):
-                return key_from_arguments(self.prefix, dict(zip(names, values, strict=True)))
-            if len(values) < len(names) and _EMPTY not in self._defaults[len(values) :]:
-                bound = dict(zip(names, values, strict=False))
-                bound.update(zip(names[len(values) :], self._defaults[len(values) :], strict=True))
-                return key_from_arguments(self.prefix, bound)
+        if self._simple:
+            values = self._positions(args[1:] if self._skip else args, kwargs)
+            if values is not None:
+                text = self._scalars(values)
+                if text is not None:
+                    return _finish(self.prefix, text)
+                return key_from_arguments(self.prefix, dict(zip(self._names, values, strict=True)))
         try:
             call = self._signature.bind(*args, **kwargs)
         except TypeError as exc:
