@@ -116,9 +116,18 @@ class HierarchicalCache:
         disk: RemoteLevel | str | None = None,
         **options: Any,
     ) -> HierarchicalCache:
-        """Build from levels or shorthands: ``l1=1000`` (entries), ``l2="redis://..."``,
-        ``disk="/path"``; ``options`` as for the class.
-        """  # noqa: D205
+        """Build a cache from levels, or from shorthands for them.
+
+        Args:
+            name: the ``cache.name`` attribute of the cache and of its levels.
+            l1: a ``MemoryCache``, or the number of entries of a new LRU one.
+            l2: a ``RedisCache``, or a ``redis://host:port/db`` URL for a new one.
+            disk: a ``DiskCache``, or the directory of a new one.
+            **options: the keyword options of the class (``ttl``, ``strict``, ...).
+
+        Returns:
+            The cache.
+        """
         if isinstance(l1, int):
             l1 = MemoryCache(l1, name=name)
         if isinstance(l2, str):
@@ -196,8 +205,11 @@ class HierarchicalCache:
         """The unexpired, current entry under ``key`` from the first level that has it."""
         l1 = self.l1
         if l1 is not None:
-            with l1.lock:
-                found = l1.lookup(key)
+            if l1.thread_safe:
+                with l1.lock:
+                    found = l1.lookup(key)
+            else:
+                found = l1.lookup(key)  # the hot path: no context manager
             if found is not None:
                 entry: Envelope = found[0]
                 if not (entry.tags or entry.local) or await self.tags.valid(entry):

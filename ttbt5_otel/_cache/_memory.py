@@ -248,6 +248,11 @@ class MemoryCache:
         return (value,)
 
     @property
+    def thread_safe(self) -> bool:
+        """Whether operations take a lock."""
+        return self._lock is not None
+
+    @property
     def lock(self) -> AbstractContextManager[Any]:
         """The lock of a ``thread_safe`` cache (a no-op context otherwise)."""
         return self._lock if self._lock is not None else nullcontext()
