@@ -148,6 +148,14 @@ def test_max_bytes_bounds_approximate_size(capture_telemetry):
     assert evictions(capture_telemetry, name, "size") == 5 - len(cache)
 
 
+def test_value_larger_than_max_bytes_is_not_cached():
+    """A value too large by itself is skipped, and replaces no older value."""
+    cache = MemoryCache(10, max_bytes=1_000, name=unique())
+    cache.set("k", "small")
+    cache.set("k", "x" * 5_000)
+    assert "k" not in cache
+
+
 def test_max_bytes_still_bounds_entries():
     """max_bytes does not lift the entry bound."""
     cache = MemoryCache(2, max_bytes=1_000_000, name=unique())

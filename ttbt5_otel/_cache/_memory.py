@@ -112,7 +112,8 @@ class MemoryCache:
         ttl: default time to live in seconds; required for the ``ttl`` strategy, optional
             otherwise. ``set(..., ttl=...)`` overrides it per entry (never beyond it for the
             ``ttl`` strategy).
-        max_bytes: also bound the approximate size of the values, in bytes.
+        max_bytes: also bound the approximate size of the values, in bytes; a value larger
+            than this on its own is not cached.
         getsizeof: how to size a value when ``max_bytes`` is set (default
             ``approximate_size``).
         timer: monotonic clock in seconds; inject one to test expiry without sleeping.
@@ -263,7 +264,11 @@ class MemoryCache:
             ttl = self.ttl
         expires = None if ttl is None else self._timer() + ttl
         with self.lock:
-            self._data[key] = (value, expires)
+            try:
+                self._data[key] = (value, expires)
+            except ValueError:  # larger than max_bytes by itself: not cached
+                self._data.pop(key, None)  # nor may an older value stay behind
+                return
             # With max_bytes cachetools bounds the bytes; the entry bound is kept here.
             while _cache_len(self._data) > self._max_entries:
                 self._data.popitem()
