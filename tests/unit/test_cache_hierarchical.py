@@ -164,6 +164,14 @@ async def test_tag_invalidation_by_another_process_sharing_the_store():
     assert await a.get("profile") is None
 
 
+async def test_a_single_string_is_one_tag():
+    """tags="user:1" means one tag, not six one-letter tags."""
+    cache, _ = make(unique(), Clock())
+    await cache.set("a", 1, tags="user:1")  # type: ignore[arg-type]
+    [entry] = [cache.l1.lookup("a")[0]]
+    assert list(entry.tags) == ["user:1"]
+
+
 async def test_tag_versions_can_be_reused_briefly():
     """With tag_version_ttl, versions read a moment ago are reused (bounded staleness)."""
     shared = FakeRemote()

@@ -89,7 +89,7 @@ class TagVersions:
 
     async def snapshot(self, tags: Iterable[str]) -> tuple[dict[str, int], dict[str, int]]:
         """Shared versions and local epochs of ``tags``, taken before a value is loaded."""
-        wanted = list(dict.fromkeys(tags))
+        wanted = [tags] if isinstance(tags, str) else list(dict.fromkeys(tags))
         local = self.local_snapshot(wanted)
         if self._store is None or not wanted:
             return {}, local
