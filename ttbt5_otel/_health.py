@@ -70,7 +70,10 @@ def _observe(_: CallbackOptions) -> Iterable[Observation]:
 
 _gauge: Lazy[Any] = Lazy(
     lambda: meter().create_observable_gauge(
-        HEALTH_METRIC, [_observe], unit="{status}", description="1 while the check passes, 0 otherwise."
+        HEALTH_METRIC,
+        [_observe],
+        unit="{status}",
+        description="1 while the check passes, 0 otherwise.",
     )
 )
 
