@@ -248,10 +248,11 @@ async def test_slow_redis_times_out_and_falls_back(
 
     try:
         await l2.tag_versions(["warm-up"])  # open a connection before pausing
-        await raw.execute_command("CLIENT", "PAUSE", "400", "ALL")
+        await raw.execute_command("CLIENT", "PAUSE", "1000", "ALL")
         started = time.monotonic()
         assert await value() == "fresh"
-        assert time.monotonic() - started < 0.35
+        # Answered long before Redis would have (each operation gives up after 0.1 s).
+        assert time.monotonic() - started < 0.8
     finally:
         await raw.execute_command("CLIENT", "UNPAUSE")
         await cache.close()
