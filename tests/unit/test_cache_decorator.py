@@ -190,6 +190,30 @@ async def test_stale_while_revalidate_serves_stale_and_refreshes_once():
     assert await config() == 3  # beyond the window: a plain miss
 
 
+async def test_failed_background_refresh_is_logged_and_keeps_the_stale_value(caplog):
+    """A refresh that raises is logged; callers keep getting the stale value."""
+    clock = Clock()
+    name = unique()
+    cache = HierarchicalCache(name, l1=MemoryCache(10, timer=clock), clock=clock, ttl_jitter=0)
+    calls = 0
+
+    @cached(cache, ttl=10, stale_while_revalidate=30)
+    async def config() -> int:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise RuntimeError("source down")
+        return 1
+
+    assert await config() == 1
+    clock.advance(15)
+    assert await config() == 1
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert await config() == 1
+    assert any("background refresh failed" in r.getMessage() for r in caplog.records)
+
+
 async def test_warm_with_argument_tuples_and_mapping():
     """warm() loads argument tuples (or keyword mappings), or stores key -> value pairs."""
     runs: list[int] = []

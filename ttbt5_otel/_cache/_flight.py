@@ -15,6 +15,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from ttbt5_otel._cache._telemetry import Counts
+from ttbt5_otel._guard import warn_once
 
 _T = TypeVar("_T")
 
@@ -70,6 +71,18 @@ class Flights:
             task = self._start(key, load)
             self._background.add(task)  # keep a reference until it is done
             task.add_done_callback(self._background.discard)
+            task.add_done_callback(self._report_refresh)
+
+    def _report_refresh(self, task: asyncio.Task[Any]) -> None:
+        # Nobody awaits a background refresh, so its failure would go unseen.
+        if not task.cancelled() and task.exception() is not None:
+            warn_once(
+                f"cache-refresh:{self._counts.name}",
+                "cache %r: a background refresh failed (%r); the stale value stays until it "
+                "expires",
+                self._counts.name,
+                task.exception(),
+            )
 
     def run_sync(self, key: str, load: Callable[[], _T]) -> _T:
         """``run`` for threads: one thread loads, the others wait for its result."""
