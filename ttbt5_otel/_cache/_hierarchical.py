@@ -34,17 +34,16 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from ttbt5_otel._cache._entry import MISSING, CacheLevel, Envelope
-from ttbt5_otel._cache._errors import CacheConfigError, CacheSerializationError
+from ttbt5_otel._cache._entry import CacheLevel, Envelope
+from ttbt5_otel._cache._errors import CacheConfigError
 from ttbt5_otel._cache._flight import Flights
 from ttbt5_otel._cache._health import Outage
 from ttbt5_otel._cache._memory import MemoryCache
 from ttbt5_otel._cache._redis import RedisCache
 from ttbt5_otel._cache._remote import RemoteLevel
-from ttbt5_otel._cache._serialization import Unstorable
+from ttbt5_otel._cache._shared import SharedLevels
 from ttbt5_otel._cache._tags import TagVersions
 from ttbt5_otel._cache._telemetry import Counts, track
-from ttbt5_otel._guard import warn_once
 
 
 class HierarchicalCache:
@@ -88,10 +87,9 @@ class HierarchicalCache:
             raise CacheConfigError(f"ttl: must be positive, got {ttl}")
         self.name = name
         self.l1 = l1
-        self.remote: list[tuple[RemoteLevel, Outage]] = []
-        for level in (l2, disk):
-            if level is not None:
-                self.remote.append((level, Outage(name, level.level.value, retry_interval)))
+        self.shared = SharedLevels(
+            name, [lv for lv in (l2, disk) if lv is not None], retry_interval, strict, clock
+        )
         for level_obj in (l1, l2, disk):
             if level_obj is not None and level_obj.name == "default":
                 level_obj.name = name
@@ -102,7 +100,7 @@ class HierarchicalCache:
         self._rng = rng
         self.counts = Counts(name, None)
         self.flights = Flights(self.counts)
-        store = self.remote[0] if self.remote else None
+        store = self.shared.items[0] if self.shared.items else None
         self.tags = TagVersions(store, tag_version_ttl, strict)
         track(self, self.counts)
 
@@ -142,7 +140,12 @@ class HierarchicalCache:
     def levels(self) -> tuple[CacheLevel, ...]:
         """The levels present, from the top."""
         found = [CacheLevel.L1] if self.l1 is not None else []
-        return (*found, *(level.level for level, _ in self.remote))
+        return (*found, *(level.level for level, _ in self.shared.items))
+
+    @property
+    def remote(self) -> list[tuple[RemoteLevel, Outage]]:
+        """The shared levels, from the top, with their outage state."""
+        return self.shared.items
 
     # -- public API ------------------------------------------------------------------------
     async def get(self, key: str, default: Any = None) -> Any:
@@ -161,16 +164,13 @@ class HierarchicalCache:
     async def delete(self, key: str) -> bool:
         """Remove ``key`` from every level; ``True`` if a level held it."""
         found = self.l1.delete(key) if self.l1 is not None else False
-        for level, outage in self.remote:
-            found = bool(await self._call(outage, level.delete(key), fallback=False)) or found
-        return found
+        return await self.shared.delete(key) or found
 
     async def clear(self) -> None:
         """Remove every entry from every level (tag versions are kept)."""
         if self.l1 is not None:
             self.l1.clear()
-        for level, outage in self.remote:
-            await self._call(outage, level.clear())
+        await self.shared.clear()
 
     async def invalidate_tags(self, *tags: str) -> None:
         """Make every entry carrying one of ``tags`` a miss, in every level and process."""
@@ -193,8 +193,7 @@ class HierarchicalCache:
 
     async def close(self) -> None:
         """Close the shared levels' connections."""
-        for level, _ in self.remote:
-            await level.close()
+        await self.shared.close()
 
     # -- building blocks of get/set and of cached() ------------------------------------------
     def is_fresh(self, entry: Envelope) -> bool:
@@ -217,12 +216,14 @@ class HierarchicalCache:
                     return entry
                 l1.delete(key)
             l1.counts.misses += 1
-        for index, (level, outage) in enumerate(self.remote):
-            entry_or_none = await self._remote_lookup(level, outage, key)
-            if entry_or_none is not None:
-                await self._backfill(key, entry_or_none, index)
-                return entry_or_none
-        return None
+        if not self.shared.items:
+            return None
+        shared = await self.shared.lookup(key, self.tags)
+        if shared is not None and l1 is not None:
+            keep = self.shared.remaining(shared)
+            if keep is None or keep > 0:
+                l1.set(key, shared, keep)
+        return shared
 
     def lookup_sync(self, key: str) -> Envelope | None:
         """``lookup`` for memory-only caches, without an event loop."""
@@ -280,77 +281,7 @@ class HierarchicalCache:
     ) -> None:
         """Write ``value`` to every level; serialization errors raise before any write."""
         entry, keep = self.make_entry(value, ttl, snapshot, stale)
-        encoded = [self._encode(level, entry, owner) for level, _ in self.remote]
+        encoded = self.shared.encode(entry, owner)
         if self.l1 is not None:
             self.l1.set(key, entry, keep)
-        for (level, outage), data in zip(self.remote, encoded, strict=True):
-            await self._call(outage, level.set_raw(key, data, keep))
-
-    def _encode(self, level: RemoteLevel, entry: Envelope, owner: str | None) -> bytes:
-        try:
-            level.serializer.check(entry.value)
-        except Unstorable as exc:
-            raise CacheSerializationError(
-                self.name, owner, exc.value_type, exc.path, exc.hint
-            ) from None
-        return level.serializer.dumps(entry.to_wire())
-
-    async def _call(self, outage: Outage, call: Any, fallback: Any = None) -> Any:
-        if not outage.available():
-            call.close()  # never awaited: skipped while the level is down
-            return fallback
-        try:
-            result = await call
-        except Exception as exc:
-            outage.failed(exc)
-            if self.strict:
-                raise
-            return fallback
-        outage.succeeded()
-        return result
-
-    async def _remote_lookup(self, level: RemoteLevel, outage: Outage, key: str) -> Envelope | None:
-        if not outage.available():
-            level.counts.errors += 1
-            return None
-        await self.tags.replay()  # a recovered store first learns what it missed
-        data = await self._call(outage, level.get_raw(key), MISSING)
-        if data is MISSING:  # failed: the error is counted by the level
-            return None
-        entry = None if data is None else self._decode(level, data)
-        if entry is None or (entry.expires is not None and entry.expires <= self._clock()):
-            if data is None or entry is not None:  # undecodable data counted as an error
-                level.counts.misses += 1
-            return None
-        if entry.tags and not await self.tags.valid(entry):
-            level.counts.misses += 1
-            await self._call(outage, level.delete(key), fallback=False)
-            return None
-        level.counts.hits += 1
-        return entry
-
-    def _decode(self, level: RemoteLevel, data: bytes) -> Envelope | None:
-        try:
-            wire = level.serializer.loads(data)
-            tags = wire.get("t") or {} if isinstance(wire, dict) else {}
-            return Envelope.from_wire(wire, self.tags.local_snapshot(tags))
-        except Exception as exc:
-            level.counts.errors += 1
-            warn_once(
-                f"cache-decode:{self.name}:{level.level}",
-                "cache %r: an entry in level %s could not be decoded (%s); treated as a miss",
-                self.name,
-                level.level.value,
-                exc,
-            )
-            return None
-
-    async def _backfill(self, key: str, entry: Envelope, found_at: int) -> None:
-        keep = None if entry.expires is None else entry.expires - self._clock()
-        if keep is not None and keep <= 0:
-            return
-        if self.l1 is not None:
-            self.l1.set(key, entry, keep)
-        for level, outage in self.remote[:found_at]:
-            data = level.serializer.dumps(entry.to_wire())
-            await self._call(outage, level.set_raw(key, data, keep))
+        await self.shared.write(key, encoded, keep)
