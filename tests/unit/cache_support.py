@@ -1,4 +1,4 @@
-"""Helpers shared by the cache tests: a manual clock, unique names, an in-memory remote level."""
+"""Shared pieces of the cache tests: a manual clock, unique names, an in-memory remote level."""
 
 from __future__ import annotations
 
