@@ -227,16 +227,17 @@ class HierarchicalCache:
 
     def lookup_sync(self, key: str) -> Envelope | None:
         """``lookup`` for memory-only caches, without an event loop."""
-        assert self.l1 is not None
-        with self.l1.lock:
-            found = self.l1.lookup(key)
-        if found is not None:
-            entry: Envelope = found[0]
-            if not entry.local or self.tags.valid_locally(entry):
-                self.l1.counts.hits += 1
-                return entry
-            self.l1.delete(key)
-        self.l1.counts.misses += 1
+        l1 = self.l1
+        assert l1 is not None
+        with l1.lock:  # threads may share a sync cache: count under the lock too
+            found = l1.lookup(key)
+            if found is not None:
+                entry: Envelope = found[0]
+                if not entry.local or self.tags.valid_locally(entry):
+                    l1.counts.hits += 1
+                    return entry
+                l1.delete(key)
+            l1.counts.misses += 1
         return None
 
     def _lifetimes(self, ttl: float | None, stale: float) -> tuple[float | None, float | None]:

@@ -178,7 +178,8 @@ class MemoryCache:
             self._data = _CountingTTL(bound, ttl, timer, sizer, self.counts)
         else:
             self._data = _CountingLRU(bound, sizer, self.counts)
-        self._lock = threading.Lock() if thread_safe else None
+        # Re-entrant: a HierarchicalCache reads, counts and drops under one acquisition.
+        self._lock = threading.RLock() if thread_safe else None
         self.counts.entries = self.__len__
         self.hierarchical: Any = None
         """The memory-only ``HierarchicalCache`` that ``cached()`` built around this cache."""
@@ -205,13 +206,13 @@ class MemoryCache:
     def get(self, key: str, default: Any = None) -> Any:
         """The value under ``key``, or ``default``; counts a hit or a miss."""
         if self._lock is not None:
-            with self._lock:
+            with self._lock:  # counts too: += on an attribute is not atomic across threads
                 found = self.lookup(key)
-            if found is None:
-                self.counts.misses += 1
-                return default
-            self.counts.hits += 1
-            return found[0]
+                if found is None:
+                    self.counts.misses += 1
+                    return default
+                self.counts.hits += 1
+                return found[0]
         # The hot path, inlined: no method call, no context manager.
         try:
             value, expires = self._data[key]
