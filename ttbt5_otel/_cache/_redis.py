@@ -13,9 +13,6 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
-import aiocache
-from aiocache.serializers import NullSerializer
-
 from ttbt5_otel._cache._entry import CacheLevel
 from ttbt5_otel._cache._errors import CacheConfigError
 from ttbt5_otel._cache._remote import RemoteLevel, as_int
@@ -67,6 +64,10 @@ class RedisCache(RemoteLevel):
         super().__init__(name, serializer)
         self.namespace = namespace
         if backend is None:
+            # Imported on use: aiocache pulls in the redis client, which costs tens of
+            # milliseconds at start-up for applications that never use this level.
+            import aiocache  # noqa: PLC0415
+            from aiocache.serializers import NullSerializer  # noqa: PLC0415
             from redis.asyncio.retry import Retry  # noqa: PLC0415 - the redis extra is optional
             from redis.backoff import NoBackoff  # noqa: PLC0415
 
