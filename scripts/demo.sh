@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Set up (if needed) and run the example application with readable console telemetry.
+# Set up (if needed), start the local stack and run the order-service demo against it.
 #
-#   bash scripts/demo.sh
+#   bash scripts/demo.sh [--seconds N] [--rate R]
+#
+# The stack keeps running afterwards so Prometheus and Alertmanager can be opened on the
+# printed addresses; `.venv/bin/ttbt5-otel stack down` stops it.
 set -euo pipefail
 repo="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
 cd "$repo"
 bash scripts/setup.sh
-.venv/bin/python examples/quickstart.py
+.venv/bin/ttbt5-otel stack up --with-redis
+.venv/bin/ttbt5-otel demo "$@"
+echo
+echo "The stack is still running; stop it with: .venv/bin/ttbt5-otel stack down"

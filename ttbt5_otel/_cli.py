@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import runpy
 import sys
 import time
 from collections.abc import Callable
@@ -173,7 +174,47 @@ def _positive_float(value: str) -> float:
     return number
 
 
-_COMMANDS: Final[tuple[Callable[[_Subparsers], None], ...]] = (_add_doctor, _add_stack)
+# --- demo
+
+DEMO_SCRIPT: Final = (
+    Path(__file__).resolve().parent.parent / "examples" / "enhanced_integration_demo.py"
+)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    if not DEMO_SCRIPT.is_file():
+        _err(
+            f"the demo ships with the source repository ({DEMO_SCRIPT} not found); "
+            "clone it and install with `pip install -e .`"
+        )
+        return EXIT_USAGE
+    argv = [str(DEMO_SCRIPT), "--seconds", str(args.seconds), "--rate", str(args.rate)]
+    argv += ["--seed", str(args.seed)]
+    saved = sys.argv
+    sys.argv = argv
+    try:
+        runpy.run_path(str(DEMO_SCRIPT), run_name="__main__")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_FAILED
+    finally:
+        sys.argv = saved
+    return EXIT_OK
+
+
+def _add_demo(subparsers: _Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="run the order-service demo (OTLP to the local stack if it is up, else console)",
+        description="Run examples/enhanced_integration_demo.py: an order flow with caching, "
+        "retries, a circuit breaker, validation and a scripted incident.",
+    )
+    parser.add_argument("--seconds", type=_positive_float, default=30.0, help="length of the run")
+    parser.add_argument("--rate", type=_positive_float, default=40.0, help="orders per second")
+    parser.add_argument("--seed", type=int, default=7, help="random seed")
+    parser.set_defaults(handler=_demo)
+
+
+_COMMANDS: Final[tuple[Callable[[_Subparsers], None], ...]] = (_add_doctor, _add_stack, _add_demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

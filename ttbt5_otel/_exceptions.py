@@ -5,9 +5,13 @@
         ├── ConfigError(ValueError)     an option, environment variable or file value is wrong
         ├── ApplicationError            an application failure with severity, category, context
         │   └── ValidationError         an input failed a ``Validator`` check (names the field)
-        └── CircuitOpenError            a circuit breaker rejected a call without running it
+        ├── CircuitOpenError            a circuit breaker rejected a call without running it
+        ├── DependencyNotFoundError     the application context has nothing under that key
+        └── CacheError                  a cache level failed (raised only in strict mode)
+            ├── CacheConfigError        a cache was built or decorated with invalid options
+            └── CacheSerializationError a value cannot be stored (names function and type)
 
-Cache errors also derive from ``Ttbt5Error``.
+Cache errors live in ``ttbt5_otel._cache._errors``; all are re-exported by the package.
 """
 
 from __future__ import annotations

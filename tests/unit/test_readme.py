@@ -56,6 +56,14 @@ def test_lifecycle_example_runs():
     assert "[span] lifecycle.startup" in proc.stderr
 
 
+def test_caching_example_runs():
+    [example] = [b for b in python_blocks((ROOT / "README.md").read_text()) if "@cached" in b]
+    proc = run(example)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["{'id': 1, 'name': 'product 1'} loads: 1", "loads: 2"]
+    assert "ttbt5.cache.coalesced{cache.name=products} 49" in proc.stderr
+
+
 def test_example_quickstart_runs():
     proc = run(ROOT / "examples" / "quickstart.py")
     assert proc.returncode == 0, proc.stderr

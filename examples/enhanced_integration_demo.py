@@ -1,0 +1,328 @@
+"""An order service that uses every ttbt5_otel pattern, with a scripted incident.
+
+    python examples/enhanced_integration_demo.py [--seconds 30] [--rate 40] [--seed 7]
+
+What it does: orders arrive at ``--rate`` per second for ``--seconds``. Each one is
+validated, its product is read through a two-level cache (memory, plus Redis when one
+answers on ``TTBT5_CACHE_REDIS_URL``) with a skewed product popularity, stock is reserved and
+the card is charged through a retry around a circuit breaker. The run follows a script:
+
+* 0-25 %    normal traffic; a few payments fail once and succeed on retry;
+* 25-55 %   the payment provider is down: calls fail, the breaker opens and rejects;
+* 55-75 %   the provider is back: the breaker probes, then closes;
+* 75-100 %  a catalogue re-index: product entries are invalidated over and over and traffic
+            spreads over the whole catalogue, so the cache hit ratio collapses.
+
+Telemetry goes over OTLP to the local stack when a collector listens on 127.0.0.1:4317
+(``ttbt5-otel stack up``), else readable lines on standard error (console mode);
+``TTBT5_EXPORTER`` overrides the choice. A progress line runs while it works and a summary
+with where to look comes at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import socket
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from ttbt5_otel import (
+    ApplicationError,
+    CircuitBreaker,
+    CircuitOpenError,
+    CircuitState,
+    ErrorCategory,
+    ErrorSeverity,
+    HierarchicalCache,
+    LifecycleHook,
+    MemoryCache,
+    RedisCache,
+    Validator,
+    application_lifecycle,
+    cached,
+    get_application_context,
+    get_logger,
+    handle_errors,
+    log_calls,
+    monitor_performance,
+    retry,
+    span,
+    traced,
+)
+
+SERVICE = "orders-demo"
+PRODUCTS = 2_000
+log = get_logger("orders")
+
+
+def listening(host: str, port: int) -> bool:
+    """True when something accepts TCP connections on host:port."""
+    with socket.socket() as probe:
+        probe.settimeout(0.3)
+        return probe.connect_ex((host, port)) == 0
+
+
+# --------------------------------------------------------------------------- the world
+@dataclass
+class World:
+    """The simulated dependencies and what the run has seen so far."""
+
+    rng: random.Random
+    started: float = field(default_factory=time.monotonic)
+    duration: float = 30.0
+    stock: dict[int, int] = field(default_factory=dict)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    product_calls: int = 0
+    product_loads: int = 0
+    transitions: list[str] = field(default_factory=list)
+
+    def progress(self) -> float:
+        return min(1.0, (time.monotonic() - self.started) / self.duration)
+
+    def phase(self) -> str:
+        share = self.progress()
+        if share < 0.25:
+            return "normal"
+        if share < 0.55:
+            return "payment outage"
+        if share < 0.75:
+            return "recovery"
+        return "catalogue re-index"
+
+
+world = World(rng=random.Random(7))
+
+
+class CatalogueDatabase(LifecycleHook):
+    """Opens and closes the (simulated) catalogue database."""
+
+    name = "catalogue-db"
+
+    async def on_startup(self) -> None:
+        await asyncio.sleep(0.01)
+        world.stock = dict.fromkeys(range(PRODUCTS), 1_000)
+        log.info("catalogue database connected", products=PRODUCTS)
+
+    async def on_shutdown(self) -> None:
+        log.info("catalogue database closed")
+
+
+def on_breaker_change(breaker: CircuitBreaker, old: CircuitState, new: CircuitState) -> None:
+    world.transitions.append(f"{old.value}->{new.value}")
+    del breaker
+
+
+payments = CircuitBreaker(
+    "payments", failure_threshold=5, recovery_timeout=2.0, on_state_change=on_breaker_change
+)
+
+
+# --------------------------------------------------------------------------- the service
+def build_cache() -> tuple[HierarchicalCache, str]:
+    url = os.environ.get("TTBT5_CACHE_REDIS_URL", "redis://127.0.0.1:6379/0")
+    parts = urlsplit(url)
+    l1 = MemoryCache(300, strategy="lru")
+    if listening(parts.hostname or "127.0.0.1", parts.port or 6379):
+        l2 = RedisCache.from_url(url, namespace="orders-demo", timeout=0.2)
+        return HierarchicalCache.from_levels(name="products", l1=l1, l2=l2, ttl=30), "memory+redis"
+    return HierarchicalCache.from_levels(name="products", l1=l1, ttl=30), "memory"
+
+
+products, cache_levels = build_cache()
+
+
+@cached(products, ttl=30, tags=["catalogue"])
+async def product(product_id: int) -> dict[str, Any]:
+    """Read a product from the (slow) catalogue database."""
+    world.product_loads += 1
+    await asyncio.sleep(0.002)
+    return {"id": product_id, "price": round(5 + (product_id % 97) * 0.5, 2)}
+
+
+@retry(name="charge-card", attempts=3, backoff=(0.01, 0.05), on=ConnectionError)
+@payments
+@traced(name="payments.charge")
+async def charge(order_id: str, amount: float) -> str:
+    """Charge the card through the payment provider."""
+    log.debug("charging card", order_id=order_id, amount=amount)
+    await asyncio.sleep(0.001)
+    phase = world.phase()
+    if phase == "payment outage" or (phase == "normal" and world.rng.random() < 0.05):
+        raise ConnectionError("payment provider unreachable")
+    return f"pay-{order_id}"
+
+
+@log_calls
+def reserve(product_id: int, quantity: int) -> None:
+    """Take ``quantity`` items of a product out of stock."""
+    if world.rng.random() < 0.03:
+        raise ApplicationError(
+            "product out of stock",
+            severity=ErrorSeverity.MEDIUM,
+            category=ErrorCategory.BUSINESS_LOGIC,
+            context={"product_id": product_id},
+            recovery_suggestions=["Offer a similar product", "Back-order the item"],
+        )
+    world.stock[product_id] -= quantity
+
+
+def pick_product() -> int:
+    if world.phase() == "catalogue re-index":
+        return world.rng.randrange(PRODUCTS)
+    # Popularity follows a power law: a few products get most of the traffic.
+    return min(int(world.rng.paretovariate(1.2)) - 1, PRODUCTS - 1)
+
+
+@handle_errors(fallback="rejected")
+@traced(name="place_order")
+@monitor_performance(name="place_order")
+async def place_order(order_id: str, product_id: int, quantity: int) -> str:
+    """Validate, price, reserve and charge one order."""
+    with log.bind(order_id=order_id):
+        Validator.validate_range(quantity, min_value=1, max_value=10, field="quantity")
+        world.product_calls += 1
+        item = await product(product_id)
+        with span("inventory.reserve", product_id=product_id):
+            reserve(product_id, quantity)
+        payment = await charge(order_id, item["price"] * quantity)
+        log.info("order placed", payment=payment, amount=item["price"] * quantity)
+        return "placed"
+
+
+async def reindex_catalogue() -> None:
+    """During the re-index phase, invalidate every catalogue entry twice a second."""
+    while True:
+        await asyncio.sleep(0.5)
+        if world.phase() == "catalogue re-index":
+            await products.invalidate_tags("catalogue")
+
+
+# --------------------------------------------------------------------------- the run
+def progress_line(elapsed: float) -> str:
+    total = sum(world.outcomes.values())
+    failed = total - world.outcomes["placed"]
+    ratio = failed / total if total else 0.0
+    hits = 1 - world.product_loads / world.product_calls if world.product_calls else 0.0
+    return (
+        f"[{elapsed:5.1f}s] {world.phase():<19} orders {total:5d}  error ratio {ratio:6.1%}"
+        f"  cache hit {hits:6.1%}  breaker {payments.state.value}"
+    )
+
+
+async def one_order(sequence: int) -> None:
+    quantity = 0 if world.rng.random() < 0.04 else world.rng.randint(1, 3)
+    outcome = await place_order(f"o-{sequence}", pick_product(), quantity)
+    world.outcomes[outcome] += 1
+
+
+async def run(seconds: float, rate: float) -> None:
+    world.duration = seconds
+    world.started = time.monotonic()
+    reindex = asyncio.create_task(reindex_catalogue())
+    in_flight: set[asyncio.Task[None]] = set()
+    sequence = 0
+    next_progress = 0.0
+    interactive = sys.stdout.isatty()
+    while (elapsed := time.monotonic() - world.started) < seconds:
+        task = asyncio.create_task(one_order(sequence))
+        in_flight.add(task)
+        task.add_done_callback(in_flight.discard)
+        sequence += 1
+        if elapsed >= next_progress:
+            line = progress_line(elapsed)
+            print(f"\r{line}" if interactive else line, end="" if interactive else "\n", flush=True)
+            next_progress += 1.0
+        await asyncio.sleep(1.0 / rate)
+    await asyncio.gather(*in_flight)
+    reindex.cancel()
+    if interactive:
+        print()
+
+
+def summary(seconds: float, exporter: str) -> dict[str, Any]:
+    total = sum(world.outcomes.values())
+    placed = world.outcomes["placed"]
+    return {
+        "service": SERVICE,
+        "seconds": round(seconds, 1),
+        "orders": total,
+        "placed": placed,
+        "rejected": total - placed,
+        "error_ratio": round((total - placed) / total, 4) if total else 0.0,
+        "cache_hit_ratio": round(1 - world.product_loads / world.product_calls, 4)
+        if world.product_calls
+        else 0.0,
+        "cache_levels": cache_levels,
+        "breaker_transitions": world.transitions,
+        "exporter": exporter,
+    }
+
+
+def print_summary(result: dict[str, Any]) -> None:
+    print()
+    print(f"Demo summary ({result['seconds']} s, service {result['service']})")
+    print(f"  orders            {result['orders']} (placed {result['placed']}, "
+          f"rejected {result['rejected']})")  # fmt: skip
+    print(f"  error ratio       {result['error_ratio']:.1%}")
+    print(f"  cache hit ratio   {result['cache_hit_ratio']:.1%} ({result['cache_levels']})")
+    transitions = ", ".join(result["breaker_transitions"]) or "none"
+    print(f"  breaker payments  {transitions}")
+    if result["exporter"] == "otlp":
+        print("  telemetry         OTLP to http://127.0.0.1:4317")
+        print("  look at           Prometheus   http://127.0.0.1:9090/classic/graph")
+        print("                    alerts       http://127.0.0.1:9090/classic/alerts")
+        print("                    Alertmanager http://127.0.0.1:9093")
+        print("                    Grafana      http://localhost:3000 (with docker compose)")
+    else:
+        print(f"  telemetry         {result['exporter']} (start the local stack with "
+              "'ttbt5-otel stack up' to send it to Prometheus)")  # fmt: skip
+    print("SUMMARY " + json.dumps(result))
+
+
+def choose_exporter() -> str:
+    chosen = os.environ.get("TTBT5_EXPORTER")
+    if chosen:
+        return chosen
+    return "otlp" if listening("127.0.0.1", 4317) else "console"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=30.0, help="length of the run")
+    parser.add_argument("--rate", type=float, default=40.0, help="orders per second")
+    parser.add_argument("--seed", type=int, default=7, help="random seed")
+    args = parser.parse_args(argv)
+    world.rng.seed(args.seed)
+    exporter = choose_exporter()
+
+    context = get_application_context()
+    context.add_lifecycle_hook(CatalogueDatabase())
+    context.add_health_check("catalogue-db", lambda: bool(world.stock))
+    context.add_health_check("payments", lambda: payments.state is not CircuitState.OPEN)
+
+    @application_lifecycle(
+        service_name=SERVICE, exporter=exporter, metric_export_interval=2.0, service_version="1.0"
+    )
+    async def service() -> None:
+        await run(args.seconds, args.rate)
+        await context.health.run_once()
+
+    asyncio.run(service())
+    print_summary(summary(args.seconds, exporter))
+    return 0
+
+
+# CircuitOpenError is re-exported for readers following the flow: a rejected charge raises it
+# inside place_order, where handle_errors turns it into a "rejected" order.
+__all__ = ["CircuitOpenError", "main"]
+
+if __name__ == "__main__":
+    raise SystemExit(main())

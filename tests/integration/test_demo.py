@@ -1,0 +1,84 @@
+"""The integration demo end to end: against the local stack, and in console mode."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_stack_e2e import (
+    REPO,
+    clean_env,
+    cli,
+    kill_leftovers,
+    recorded,
+    wait_series,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def run_demo(env: dict[str, str], seconds: float) -> tuple[dict, str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "ttbt5_otel", "demo", "--seconds", str(seconds), "--rate", "40"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    [line] = [x for x in proc.stdout.splitlines() if x.startswith("SUMMARY ")]
+    return json.loads(line.removeprefix("SUMMARY ")), proc.stdout
+
+
+def test_demo_in_console_mode_without_a_stack():
+    summary, stdout = run_demo(clean_env(TTBT5_EXPORTER="console"), 4)
+    assert summary["exporter"] == "console"
+    assert summary["orders"] > 50
+    assert "Demo summary" in stdout
+    assert "ttbt5-otel stack up" in stdout
+
+
+@pytest.fixture
+def stack(tmp_path: Path):
+    state = tmp_path / "stack"
+    up = cli(state, "up", "--with-redis")
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        yield state
+    finally:
+        down = cli(state, "down")
+        kill_leftovers(recorded(state))
+        assert down.returncode == 0, down.stderr
+
+
+def test_demo_against_the_local_stack(stack: Path):
+    env = clean_env(TTBT5_METRIC_EXPORT_INTERVAL="1", TTBT5_SCHEDULE_DELAY="0.2")
+    summary, stdout = run_demo(env, 12)
+    assert summary["exporter"] == "otlp"
+    assert summary["cache_levels"] == "memory+redis"
+    assert summary["orders"] > 300
+    assert 0.05 < summary["error_ratio"] < 1
+    assert "closed->open" in summary["breaker_transitions"]
+    assert "half_open->closed" in summary["breaker_transitions"]
+    assert "http://127.0.0.1:9090" in stdout
+    service = 'service_name="orders-demo"'
+    wait_series(f"ttbt5_operation_duration_seconds_count{{{service}}}", lambda found: True)
+    wait_series(
+        f'ttbt5_cache_requests_total{{{service},cache_level="l1",cache_result="hit"}}',
+        lambda found: True,
+    )
+    wait_series(f'ttbt5_cache_requests_total{{{service},cache_level="l2"}}', lambda found: True)
+    wait_series(
+        f'ttbt5_circuit_breaker_transitions_total{{{service},from="closed",to="open"}}',
+        lambda found: True,
+    )
+    wait_series(f'ttbt5_retry_calls_total{{{service},retry_outcome="failed_with_retry"}}', bool)
+    wait_series(f'ttbt5_errors_total{{{service},error_category="validation"}}', bool)
+    wait_series(f'ttbt5_health_status{{{service},health_check="payments"}}', bool)
+    wait_series(f'traces_span_metrics_calls_total{{{service},span_name="place_order"}}', bool)
