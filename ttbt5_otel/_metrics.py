@@ -22,7 +22,7 @@ from opentelemetry.metrics._internal.instrument import Gauge as OTelGauge
 from opentelemetry.util.types import Attributes
 
 from ttbt5_otel._guard import internal_error, warn_once
-from ttbt5_otel._otel import Lazy, current_generation, meter
+from ttbt5_otel._otel import Lazy, _State, current_generation, meter
 from ttbt5_otel._scrub import active_scrubber
 from ttbt5_otel._values import attributes_of
 from ttbt5_otel._wrap import RERAISE, code_attributes, wrap
@@ -153,10 +153,18 @@ class BoundedCounter(_Instrument):
 
     def add(self, amount: float = 1, attributes: Mapping[str, Any] | None = None) -> None:
         """Add a non-negative ``amount`` under ``attributes``."""
+        # The admitted-set lookup is inlined: this runs on every call of a hot path.
         instrument: OTelCounter = (
-            self._instrument if self._generation == current_generation() else self._bind()
+            self._instrument if self._generation == _State.generation else self._bind()
         )
-        instrument.add(amount, self._resolve(attributes))
+        if not attributes:
+            instrument.add(amount)
+            return
+        try:
+            found = self._seen.get(tuple(attributes.items()))
+        except TypeError:
+            found = None
+        instrument.add(amount, found if found is not None else self._limiter.resolve(attributes))
 
 
 class BoundedUpDownCounter(_Instrument):
@@ -180,9 +188,16 @@ class BoundedHistogram(_Instrument):
     def record(self, value: float, attributes: Mapping[str, Any] | None = None) -> None:
         """Record ``value`` under ``attributes``."""
         instrument: OTelHistogram = (
-            self._instrument if self._generation == current_generation() else self._bind()
+            self._instrument if self._generation == _State.generation else self._bind()
         )
-        instrument.record(value, self._resolve(attributes))
+        if not attributes:
+            instrument.record(value)
+            return
+        try:
+            found = self._seen.get(tuple(attributes.items()))
+        except TypeError:
+            found = None
+        instrument.record(value, found if found is not None else self._limiter.resolve(attributes))
 
 
 class BoundedGauge(_Instrument):
