@@ -205,10 +205,6 @@ BREAKER_STATE = '{__name__=~"ttbt5_circuit_breaker_state(_ratio)?", ' + APP
 RETRY_BUCKETS = '{__name__=~"ttbt5_retry_attempts(_ratio)?_bucket", ' + APP + "}"
 
 
-def _collector_items(kind: str) -> str:
-    return "{__name__=~" + f'"otelcol_{kind}_(spans|metric_points|log_records)(_total)?", '
-
-
 def _per_signal(prefix: str) -> list[Json]:
     """One query per signal (spans, metric points, log records) of a collector counter."""
     return [
@@ -604,19 +600,18 @@ def runtime_pipeline() -> Json:
         ),
         panel(
             "Failed exports",
-            "Items per second exporters failed to send or to queue; Ttbt5CollectorExportFailing.",
+            "Items per second exporters failed to send, or dropped because their queue was "
+            "full; Ttbt5CollectorExportFailing.",
             "ops",
             [
                 target(
-                    f"sum by (exporter) (rate({_collector_items('exporter_send_failed')}"
+                    "sum by (exporter) "
+                    f'(rate({{__name__=~"otelcol_exporter_{kind}_failed_{signal}(_total)?", '
                     f"{COLLECTOR}}}{RATE}))",
-                    "{{exporter}} send failed",
-                ),
-                target(
-                    f"sum by (exporter) (rate({_collector_items('exporter_enqueue_failed')}"
-                    f"{COLLECTOR}}}{RATE}))",
-                    "{{exporter}} queue full",
-                ),
+                    f"{{{{exporter}}}} {signal.replace('_', ' ')} {what}",
+                )
+                for kind, what in (("send", "send failed"), ("enqueue", "queue full"))
+                for signal in ("spans", "metric_points", "log_records")
             ],
         ),
         panel(

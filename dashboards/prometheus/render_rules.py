@@ -24,6 +24,7 @@ import argparse
 import difflib
 import re
 import sys
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,38 @@ class Settings:
         }
 
 
+_SIGNALS = ("spans", "metric_points", "log_records")
+
+
+def _label(vector: str, name: str, value: str) -> str:
+    """``vector`` with the label ``name`` set to ``value``."""
+    return f'label_replace(\n{textwrap.indent(vector, "  ")},\n  "{name}", "{value}", "", ""\n)'
+
+
+def _per_signal(by: str, families: dict[str, str]) -> str:
+    """Rate of collector counters, one series per signal (and per family when several).
+
+    Each counter family (``otelcol_receiver_refused``...) exists once per signal, with the
+    same labels; a single rate() over a regular expression of all their names would give
+    series with equal label sets once the names are dropped, which Prometheus refuses.
+    So each name gets its own rate(), labelled with its signal (and the family's label
+    value), and the parts are joined with ``or``. The ``(_total)?`` accepts both the
+    collector's default self-metric names and those with the counter suffix.
+    """
+    parts = []
+    for label_value, family in families.items():
+        for signal in _SIGNALS:
+            part = _label(
+                f"sum by ({by}) (\n"
+                f'  rate({{__name__=~"{family}_{signal}(_total)?"}}[${{window}}])\n'
+                ")",
+                "signal",
+                signal,
+            )
+            parts.append(_label(part, "failure", label_value) if label_value else part)
+    return "\nor\n".join(parts)
+
+
 RECORDING_RULES: list[tuple[str, str]] = [
     (
         "instance:ttbt5_span_calls:rate5m",
@@ -192,6 +225,22 @@ RECORDING_RULES: list[tuple[str, str]] = [
         (instance_cache:ttbt5_cache_requests:rate5m > 0)
         """,
     ),
+    # Items refused by each receiver, per signal.
+    (
+        "collector:otelcol_receiver_refused:rate5m",
+        _per_signal("job, instance, receiver", {"": "otelcol_receiver_refused"}),
+    ),
+    # Items each exporter failed to send (failure="send") or to queue ("enqueue"), per signal.
+    (
+        "collector:otelcol_exporter_failed:rate5m",
+        _per_signal(
+            "job, instance, exporter",
+            {
+                "send": "otelcol_exporter_send_failed",
+                "enqueue": "otelcol_exporter_enqueue_failed",
+            },
+        ),
+    ),
 ]
 
 
@@ -232,8 +281,6 @@ def _memory(severity: str, ratio: float, for_seconds: int) -> Alert:
         ),
     )
 
-
-_COLLECTOR_SIGNALS = "(spans|metric_points|log_records)(_total)?"
 
 ALERTS: list[Alert] = [
     _error_ratio("warning", 0.05),
@@ -351,12 +398,7 @@ ALERTS: list[Alert] = [
         severity="warning",
         anchor="collector-refusing-data",
         for_seconds=300,
-        expr=(
-            "sum by (job, instance, receiver) (\n"
-            f'  rate({{__name__=~"otelcol_receiver_refused_{_COLLECTOR_SIGNALS}"}}'
-            "[${window}])\n"
-            ") > 0"
-        ),
+        expr=("sum by (job, instance, receiver) (collector:otelcol_receiver_refused:rate5m) > 0"),
         condition="a collector receiver refuses spans, metric points or log records",
         summary="Collector {{ $labels.instance }} refuses data on {{ $labels.receiver }}",
         description=(
@@ -371,12 +413,7 @@ ALERTS: list[Alert] = [
         severity="warning",
         anchor="collector-export-failing",
         for_seconds=300,
-        expr=(
-            "sum by (job, instance, exporter) (\n"
-            '  rate({__name__=~"otelcol_exporter_(send|enqueue)_failed_'
-            f'{_COLLECTOR_SIGNALS}"}}[${{window}}])\n'
-            ") > 0"
-        ),
+        expr=("sum by (job, instance, exporter) (collector:otelcol_exporter_failed:rate5m) > 0"),
         condition="a collector exporter fails to send or queue spans, metric points or logs",
         summary="Collector {{ $labels.instance }} fails to export through {{ $labels.exporter }}",
         description=(
