@@ -108,13 +108,13 @@ class Settings:
 
     def for_duration(self, alert: Alert) -> str:
         """The ``for:`` of ``alert`` in this rendering."""
-        return format_duration(int(alert.for_seconds * self.for_scale))
+        return format_duration(round(alert.for_seconds * self.for_scale))
 
     def params(self, alert: Alert) -> dict[str, Any]:
         """Values for the placeholders of ``alert``'s texts."""
         return {
             "window": self.window,
-            "for": format_duration(alert.for_seconds),
+            "for": self.for_duration(alert),
             "instance": INSTANCE,
             "severity": alert.severity,
             **alert.params,
@@ -582,6 +582,11 @@ def stale(directory: Path, settings: Settings) -> list[str]:
     return diffs
 
 
+def _duration(text: str) -> str:
+    parse_duration(text)
+    return text
+
+
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--output-dir", type=Path, default=RULES_DIR)
@@ -589,14 +594,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--table", action="store_true", help="print the thresholds table")
     parser.add_argument("--fast", action="store_true", help="for: 0s, interval 1s, window 30s")
     parser.add_argument("--for-scale", type=float, help="multiply every for: by this factor")
-    parser.add_argument("--interval", help="evaluation interval of the rule groups, e.g. 1s")
-    parser.add_argument("--window", help="rate window instead of 5m, e.g. 30s")
+    parser.add_argument(
+        "--interval", type=_duration, help="evaluation interval of the rule groups, e.g. 1s"
+    )
+    parser.add_argument("--window", type=_duration, help="rate window instead of 5m, e.g. 30s")
     parser.add_argument("--runbook-base", default=RUNBOOK_BASE, help="URL of docs/runbooks.md")
     arguments = parser.parse_args(argv)
-    for name in ("interval", "window"):
-        value = getattr(arguments, name)
-        if value is not None:
-            parse_duration(value)
     if arguments.for_scale is not None and arguments.for_scale < 0:
         parser.error("--for-scale must not be negative")
     return arguments
