@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
-import socket
 import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -18,75 +16,17 @@ import redis.asyncio as aioredis
 from aiocache import RedisCache as AiocacheRedisCache
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from tests.redis_support import RedisServer
 from ttbt5_otel._cache import HierarchicalCache, MemoryCache, RedisCache, cached, instrument_cache
 from ttbt5_otel._cache._telemetry import EVICTIONS, REQUESTS
 from ttbt5_otel.testing import TelemetryCapture
 
 pytestmark = pytest.mark.integration
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _pings(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
-
-
-class Server:
-    """A disposable redis-server on loopback that can be stopped and started again."""
-
-    def __init__(self, port: int, workdir: Path) -> None:
-        self.port = port
-        self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        command = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1"]
-        command += ["--save", "", "--appendonly", "no", "--dir", str(self.workdir)]
-        self.proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while not _pings(self.port):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                pytest.fail(f"redis-server did not start on port {self.port}")
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-
-
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[Server]:
-    if not Path(REDIS_SERVER).exists():
-        pytest.skip("redis-server is not installed")
-    server = Server(_free_port(), tmp_path)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-async def raw(redis_server: Server) -> AsyncIterator[aioredis.Redis]:
+async def raw(redis_server: RedisServer) -> AsyncIterator[aioredis.Redis]:
     client = aioredis.Redis(host="127.0.0.1", port=redis_server.port)
     try:
         yield client
@@ -100,7 +40,7 @@ def requests(capture: TelemetryCapture, name: str, level: str, result: str) -> f
 
 
 async def test_l2_hit_after_l1_eviction(
-    redis_server: Server, raw: aioredis.Redis, capture_telemetry: TelemetryCapture
+    redis_server: RedisServer, raw: aioredis.Redis, capture_telemetry: TelemetryCapture
 ) -> None:
     """An entry pushed out of L1 comes back from Redis and is copied into L1 again."""
     l2 = RedisCache(port=redis_server.port, namespace="it")
@@ -158,7 +98,7 @@ def _run_other_process(port: int, code: str) -> str:
     return result.stdout.strip()
 
 
-async def test_tag_invalidation_from_another_process(redis_server: Server) -> None:
+async def test_tag_invalidation_from_another_process(redis_server: RedisServer) -> None:
     """Process B invalidates a tag: process A does not serve its L1 copy any more."""
     cache = HierarchicalCache(
         "it-tags", l1=MemoryCache(10), l2=RedisCache(port=redis_server.port, namespace="it")
@@ -189,7 +129,7 @@ async def test_tag_invalidation_from_another_process(redis_server: Server) -> No
 
 
 async def test_redis_stopped_and_restarted(
-    redis_server: Server,
+    redis_server: RedisServer,
     raw: aioredis.Redis,
     capture_telemetry: TelemetryCapture,
     caplog: pytest.LogCaptureFixture,
@@ -236,7 +176,7 @@ async def test_redis_stopped_and_restarted(
 
 
 async def test_slow_redis_times_out_and_falls_back(
-    redis_server: Server, raw: aioredis.Redis, capture_telemetry: TelemetryCapture
+    redis_server: RedisServer, raw: aioredis.Redis, capture_telemetry: TelemetryCapture
 ) -> None:
     """A Redis slower than the timeout counts an error; the loader answers in time."""
     l2 = RedisCache(port=redis_server.port, namespace="it", timeout=0.1)
@@ -259,7 +199,7 @@ async def test_slow_redis_times_out_and_falls_back(
     assert requests(capture_telemetry, "it-slow", "l2", "error") >= 1
 
 
-async def test_strict_cache_raises_when_redis_is_down(redis_server: Server) -> None:
+async def test_strict_cache_raises_when_redis_is_down(redis_server: RedisServer) -> None:
     """strict=True hands the connection error to the caller."""
     cache = HierarchicalCache(
         "it-strict", l2=RedisCache(port=redis_server.port, namespace="it"), strict=True
@@ -273,7 +213,7 @@ async def test_strict_cache_raises_when_redis_is_down(redis_server: Server) -> N
 
 
 async def test_instrument_aiocache_redis_cache(
-    redis_server: Server, capture_telemetry: TelemetryCapture
+    redis_server: RedisServer, capture_telemetry: TelemetryCapture
 ) -> None:
     """instrument_cache on aiocache's RedisCache: None is a hit, default a miss, outage an error."""
     cache = instrument_cache(
