@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import random
 import socket
@@ -302,6 +303,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     world.rng.seed(args.seed)
     exporter = choose_exporter()
+    # The terminal is for the progress line and the summary: log records (every one from INFO
+    # up, failed orders included) go out as OTel logs, or as console-exporter lines.
+    console = logging.StreamHandler()
+    console.setLevel(logging.CRITICAL)
+    logging.getLogger().addHandler(console)
+    logging.getLogger().setLevel(logging.INFO)
 
     context = get_application_context()
     context.add_lifecycle_hook(CatalogueDatabase())

@@ -20,6 +20,7 @@ from opentelemetry.trace import SpanKind
 from ttbt5_otel._events import EventBus
 from ttbt5_otel._exceptions import Ttbt5Error
 from ttbt5_otel._health import HealthCheck, HealthRegistry, HealthServer
+from ttbt5_otel._log_format import configure_console_logging
 from ttbt5_otel._settings import Settings, load_settings
 from ttbt5_otel._setup import Telemetry, init
 from ttbt5_otel._tracing import SpanScope, span
@@ -157,6 +158,7 @@ class ApplicationContext:
         self.phase = LifecyclePhase.STARTING
         await self.events.publish("lifecycle.starting")
         self.telemetry = init(**{**_options_of(self.settings), **telemetry_options})
+        configure_console_logging(self.settings.logging.format, self.telemetry.config.log_level)
         with span("application.startup", hooks=len(self._hooks)):
             for hook in self._hooks:
                 try:

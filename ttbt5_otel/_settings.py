@@ -18,16 +18,20 @@ import json
 import os
 import tomllib
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 from ttbt5_otel._config import TelemetryConfig, resolve_config
 from ttbt5_otel._exceptions import ConfigError
 from ttbt5_otel._typecheck import check_value
 
+if TYPE_CHECKING:
+    from ttbt5_otel._cache import HierarchicalCache
+
 CONFIG_FILE_VARIABLE: Final = "TTBT5_CONFIG_FILE"
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +59,23 @@ class CacheSettings:
     disk_path: str = ".cache/ttbt5"
     """TTBT5_CACHE_DISK_PATH: directory of the disk level."""
 
+    def build(self, name: str, **options: Any) -> HierarchicalCache:
+        """A ``HierarchicalCache`` named ``name`` with these settings' levels and TTL.
+
+        The memory level is always there; ``backend`` adds Redis (``redis_url``) or the disk
+        (``disk_path``) below it. ``options`` go to ``HierarchicalCache`` (``strict``, ...).
+        """
+        from ttbt5_otel._cache import HierarchicalCache, MemoryCache  # noqa: PLC0415
+
+        l1 = MemoryCache(self.max_entries, strategy=self.strategy, name=name)
+        levels: dict[str, Any] = {"l1": l1}
+        if self.backend == "redis":
+            levels["l2"] = self.redis_url
+        elif self.backend == "disk":
+            levels["disk"] = self.disk_path
+        options.setdefault("ttl", self.default_ttl)
+        return HierarchicalCache.from_levels(name=name, **levels, **options)
+
 
 @dataclass(frozen=True, slots=True)
 class MonitoringSettings:
@@ -80,6 +101,22 @@ class RetrySettings:
     """TTBT5_RETRY_BACKOFF_FACTOR: growth of the wait between attempts."""
     backoff_max: float = 10.0
     """TTBT5_RETRY_BACKOFF_MAX: longest single wait in seconds."""
+
+    def policy(self, name: str | None = None, **options: Any) -> Callable[[_F], _F]:
+        """A ``retry`` decorator with these attempts and exponential backoff.
+
+        ``options`` go to ``retry`` (``on=``, ``reraise=``, ...) and win over the settings.
+        """
+        import tenacity  # noqa: PLC0415
+
+        from ttbt5_otel._retry import retry  # noqa: PLC0415
+
+        options.setdefault("attempts", self.attempts)
+        if "wait" not in options and "backoff" not in options:
+            options["wait"] = tenacity.wait_exponential(
+                multiplier=self.backoff, exp_base=self.backoff_factor, max=self.backoff_max
+            )
+        return retry(name=name, **options)  # type: ignore[return-value]
 
 
 _SECTIONS: Final[dict[str, type]] = {

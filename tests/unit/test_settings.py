@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ttbt5_otel import ConfigError, load_settings
+from ttbt5_otel import CacheLevel, ConfigError, load_settings
 from ttbt5_otel._config import environment_variables
 from ttbt5_otel._settings import _SECTIONS, env_variable
 
@@ -118,3 +118,34 @@ def test_examples_document_every_setting(tmp_path):
     copy = tmp_path / "base.json"
     copy.write_text((root / "config" / "base.json.example").read_text())
     assert load_settings(copy, {}).telemetry.service_name == "orders"
+
+
+def test_cache_settings_build_the_levels(tmp_path):
+    memory = load_settings(environ={}, cache={"max_entries": 5, "default_ttl": 7}).cache.build("a")
+    assert memory.levels == (CacheLevel.L1,)
+    redis = load_settings(environ={"TTBT5_CACHE_BACKEND": "redis"}).cache.build("b")
+    assert redis.levels == (CacheLevel.L1, CacheLevel.L2)
+    disk = load_settings(
+        environ={}, cache={"backend": "disk", "disk_path": str(tmp_path / "c")}
+    ).cache.build("c")
+    assert disk.levels == (CacheLevel.L1, CacheLevel.DISK)
+
+
+def test_retry_settings_give_a_policy(capture_telemetry):
+    policy = load_settings(environ={}, retry={"attempts": 2, "backoff": 0.001}).retry.policy
+    calls = []
+
+    @policy(name="flaky")
+    def flaky():
+        calls.append(1)
+        raise ConnectionError("down")
+
+    with pytest.raises(ConnectionError):
+        flaky()
+    assert len(calls) == 2
+    assert (
+        capture_telemetry.counter_value(
+            "ttbt5.retry.calls", {"retry.name": "flaky", "retry.outcome": "failed_with_retry"}
+        )
+        == 1
+    )
