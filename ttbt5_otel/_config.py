@@ -78,6 +78,8 @@ class TelemetryConfig:
     """TTBT5_SHUTDOWN_TIMEOUT: upper bound (s) for the flush at shutdown/exit."""
     scrub_patterns: tuple[str, ...] = ()
     """TTBT5_SCRUB_PATTERNS: extra secret-looking names (comma separated) to redact."""
+    scrub_allow: tuple[str, ...] = ()
+    """TTBT5_SCRUB_ALLOW: exact names never redacted although they match (``tokens_used``)."""
     metric_cardinality_limit: int = 2000
     """TTBT5_METRIC_CARDINALITY_LIMIT: attribute sets per instrument before overflow."""
 
@@ -178,6 +180,7 @@ _OPTIONS: Final[dict[str, _Option]] = {
     "log_level": _Option(_parse_upper, ("TTBT5_LOG_LEVEL",)),
     "shutdown_timeout": _Option(_parse_float, ("TTBT5_SHUTDOWN_TIMEOUT",)),
     "scrub_patterns": _Option(_parse_list, ("TTBT5_SCRUB_PATTERNS",)),
+    "scrub_allow": _Option(_parse_list, ("TTBT5_SCRUB_ALLOW",)),
     "metric_cardinality_limit": _Option(_parse_int, ("TTBT5_METRIC_CARDINALITY_LIMIT",)),
 }
 

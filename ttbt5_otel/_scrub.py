@@ -37,20 +37,23 @@ DEFAULT_SECRET_PATTERNS: Final[tuple[str, ...]] = (
 class Scrubber:
     """Decides which keys are secret and rewrites mappings accordingly."""
 
-    __slots__ = ("_cache", "_regex")
+    __slots__ = ("_allow", "_cache", "_regex")
 
-    def __init__(self, patterns: Iterable[str] = DEFAULT_SECRET_PATTERNS) -> None:
-        """Build a scrubber matching any of ``patterns`` inside a key, ignoring case."""
+    def __init__(
+        self, patterns: Iterable[str] = DEFAULT_SECRET_PATTERNS, allow: Iterable[str] = ()
+    ) -> None:
+        """Match any of ``patterns`` inside a key, ignoring case; never the exact ``allow`` keys."""
         unique = sorted({p.strip().lower() for p in patterns if p.strip()})
         joined = "|".join(re.escape(p) for p in unique) or r"(?!)"
         self._regex = re.compile(joined, re.IGNORECASE)
+        self._allow = frozenset(allow)
         self._cache: dict[str, bool] = {}
 
     def is_secret(self, key: str) -> bool:
         """True when ``key`` looks like it names a secret."""
         hit = self._cache.get(key)
         if hit is None:
-            hit = self._regex.search(key) is not None
+            hit = key not in self._allow and self._regex.search(key) is not None
             if len(self._cache) < _MAX_CACHED_KEYS:
                 self._cache[key] = hit
         return hit
@@ -72,8 +75,8 @@ def active_scrubber() -> Scrubber:
     return _active
 
 
-def configure_scrubber(extra_patterns: Iterable[str] = ()) -> Scrubber:
-    """Install a scrubber with the default patterns plus ``extra_patterns``."""
+def configure_scrubber(extra_patterns: Iterable[str] = (), allow: Iterable[str] = ()) -> Scrubber:
+    """Install a scrubber with the default patterns plus ``extra_patterns``, minus ``allow``."""
     global _active  # noqa: PLW0603 - one process-wide policy, swapped atomically
-    _active = Scrubber((*DEFAULT_SECRET_PATTERNS, *extra_patterns))
+    _active = Scrubber((*DEFAULT_SECRET_PATTERNS, *extra_patterns), allow)
     return _active

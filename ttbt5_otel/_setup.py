@@ -269,7 +269,7 @@ def init(**options: Any) -> Telemetry:
                 )
             return _current
         config = load_settings(telemetry=options).telemetry
-        configure_scrubber(config.scrub_patterns)
+        configure_scrubber(config.scrub_patterns, config.scrub_allow)
         if _foreign_providers_installed():
             telemetry = Telemetry(config=config, providers=None)
             _LOG.info("OpenTelemetry providers already installed; ttbt5_otel reuses them")

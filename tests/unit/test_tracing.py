@@ -8,7 +8,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, StatusCode
 
 from ttbt5_otel import span, traced
-from ttbt5_otel._scrub import REDACTED
+from ttbt5_otel._scrub import REDACTED, Scrubber
 
 
 def test_bare_traced_sync_function(capture_telemetry):
@@ -251,3 +251,13 @@ def test_non_primitive_attributes_are_coerced(capture_telemetry):
     attrs = capture_telemetry.span("coerce").attributes
     assert attrs["payload"] == "{'a': 1}"
     assert list(attrs["tags"]) == ["x", "y"]
+
+
+def test_allowed_names_are_not_scrubbed():
+    scrubber = Scrubber(allow=["tokens_used"])
+    assert not scrubber.is_secret("tokens_used")
+    assert scrubber.is_secret("refresh_token")
+    assert scrubber.scrub({"tokens_used": 42, "api_key": "k"}) == {
+        "tokens_used": 42,
+        "api_key": REDACTED,
+    }
