@@ -7,7 +7,6 @@ log records with their resource attributes) for assertions.
 from __future__ import annotations
 
 import http.server
-import socket
 import threading
 import time
 from concurrent import futures
@@ -20,11 +19,7 @@ from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metric
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.loopback import free_port
 
 
 def any_value(value: AnyValue) -> Any:

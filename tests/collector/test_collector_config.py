@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 import urllib.error
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+from tests.loopback import free_port
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -74,12 +75,6 @@ def _clean_env(**overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not _CONFIG_VARIABLE.match(k)}
     env.update(overrides)
     return env
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -279,7 +274,7 @@ class Collector:
 def _start_collector(
     tmp_path: Path, name: str, configs: list[Path], **env: str
 ) -> Iterator[Collector]:
-    ports = {k: _free_port() for k in ("grpc", "http", "prometheus", "telemetry", "health")}
+    ports = {k: free_port() for k in ("grpc", "http", "prometheus", "telemetry", "health")}
     environment = _clean_env(
         TTBT5_COLLECTOR_HOST="127.0.0.1",
         TTBT5_COLLECTOR_OTLP_GRPC_PORT=str(ports["grpc"]),

@@ -10,10 +10,8 @@ the webhook pointed at a local receiver and the warning route's wait shortened.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.parse
@@ -34,6 +32,7 @@ from tests.dashboards._support import (
     load_script,
     tool,
 )
+from tests.loopback import free_port, serve, stop_processes, webhook
 
 pytestmark = pytest.mark.integration
 
@@ -110,12 +109,6 @@ def _collector_metrics(t: float) -> list[str]:
     return lines
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class Stack:
     prometheus: str
@@ -131,17 +124,6 @@ class Stack:
         return "\n".join(f"--- {log.name}\n{log.read_text()[-3000:]}" for log in self.logs)
 
 
-def _serve(handler: Callable[[BaseHTTPRequestHandler], None], method: str) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            pass
-
-    setattr(Handler, f"do_{method}", handler)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
 def _metrics_server(lines: Callable[[float], list[str]], start: float) -> ThreadingHTTPServer:
     def get(request: BaseHTTPRequestHandler) -> None:
         body = ("\n".join(lines(time.monotonic() - start)) + "\n").encode()
@@ -150,7 +132,7 @@ def _metrics_server(lines: Callable[[float], list[str]], start: float) -> Thread
         request.end_headers()
         request.wfile.write(body)
 
-    return _serve(get, "GET")
+    return serve(get, "GET")
 
 
 def _wait(
@@ -190,18 +172,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     start = time.monotonic()
     notifications: list[dict[str, Any]] = []
 
-    def post(request: BaseHTTPRequestHandler) -> None:
-        length = int(request.headers["Content-Length"])
-        notifications.append(json.loads(request.rfile.read(length)))
-        request.send_response(200)
-        request.end_headers()
-
     servers = [
         app := _metrics_server(_app_metrics, start),
         own := _metrics_server(_collector_metrics, start),
-        hook := _serve(post, "POST"),
+        hook := webhook(notifications),
     ]
-    prometheus_port, alertmanager_port, closed_port = _free_port(), _free_port(), _free_port()
+    prometheus_port, alertmanager_port, closed_port = free_port(), free_port(), free_port()
 
     config = {
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
@@ -258,14 +234,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 )
         yield result
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        stop_processes(processes)
         for server in servers:
             server.shutdown()
             server.server_close()

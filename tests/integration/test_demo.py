@@ -11,12 +11,12 @@ import pytest
 
 from tests.integration.test_stack_e2e import (
     REPO,
-    clean_env,
     cli,
     kill_leftovers,
     recorded,
     wait_series,
 )
+from tests.loopback import clean_env
 
 pytestmark = pytest.mark.integration
 

@@ -1,12 +1,13 @@
 """SIGTERM/SIGINT trigger an orderly shutdown of a real process."""
 
-import os
 import signal
 import subprocess
 import sys
 import time
 
 import pytest
+
+from tests.loopback import clean_env
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +54,7 @@ print("exited cleanly", flush=True)
 
 
 def run_until_running(code):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TTBT5_", "PYTEST_"))}
+    env = clean_env()
     proc = subprocess.Popen(
         [sys.executable, "-c", code],
         env=env,

@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +26,7 @@ import pytest
 import yaml
 
 from tests.dashboards._support import ALERTMANAGER_CONFIG, GRAFANA_DIR, PROMETHEUS_DIR, load_script
+from tests.loopback import clean_env, free_port, stop_processes, webhook
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
@@ -44,12 +42,6 @@ EXPECTED = {
 # Panels that only fill under a condition the demo does not create; docs/dashboards.md
 # says so for each of them.
 ONLY_UNDER_CONDITION = {"SDK export drops", "Failed exports", "Exporter queue"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until(what: str, probe: Callable[[], Any], timeout: float, logs: list[Path]) -> Any:
@@ -88,22 +80,6 @@ class Live:
             if alert["state"] == "firing":
                 found.setdefault(alert["labels"]["alertname"], []).append(alert["labels"])
         return found
-
-
-def webhook(notifications: list[dict[str, Any]]) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            notifications.append(json.loads(body))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
 
 
 def start(name: str, command: list[str], work: Path, env: dict[str, str] | None = None):
@@ -200,14 +176,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         )
         yield result
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        stop_processes(processes)
         hook.shutdown()
         hook.server_close()
 
@@ -215,7 +184,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
 @pytest.fixture(scope="module")
 def incident(live: Live) -> dict[str, list[dict[str, str]]]:
     """Run the demo's scripted incident; returns every alert seen firing during the run."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TTBT5_", "PYTEST_"))}
+    env = clean_env()
     env.update(
         TTBT5_EXPORTER="otlp",
         TTBT5_OTLP_ENDPOINT=f"http://127.0.0.1:{live.collector_grpc}",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.loopback import clean_env
 from tests.otlp_receiver import GrpcReceiver, HttpReceiver, Received, free_port
 
 pytestmark = pytest.mark.integration
@@ -18,8 +18,7 @@ APP = Path(__file__).parent / "apps" / "shop_app.py"
 
 
 def run_app(env_extra: dict[str, str], *args: str, timeout: float = 60) -> tuple[dict, float]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TTBT5_", "PYTEST_"))}
-    env.update(env_extra)
+    env = clean_env(**env_extra)
     started = time.monotonic()
     proc = subprocess.run(
         [sys.executable, str(APP), *args],
@@ -130,9 +129,7 @@ def test_opentelemetry_instrument_uses_the_same_setup(tmp_path):
     )
     instrument = Path(sys.executable).with_name("opentelemetry-instrument")
     with GrpcReceiver() as receiver:
-        env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TTBT5_", "PYTEST_"))
-        }
+        env = clean_env()
         env.update(
             {
                 "TTBT5_OTLP_ENDPOINT": receiver.endpoint,
@@ -172,7 +169,7 @@ def test_forked_child_gets_its_own_instance_id(tmp_path):
         "child = os.read(r, 100).decode()\n"
         "print(parent, child)\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TTBT5_", "PYTEST_"))}
+    env = clean_env()
     proc = subprocess.run(
         [sys.executable, str(script)],
         env=env,

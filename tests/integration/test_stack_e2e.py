@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from tests.loopback import clean_env
 from ttbt5_otel._stack_processes import ProcessId
 
 pytestmark = pytest.mark.integration
@@ -55,12 +56,6 @@ APP_METRICS = {
 
 
 # --- helpers
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TTBT5_", "PYTEST_"))}
-    env.update(extra)
-    return env
 
 
 def cli(state: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

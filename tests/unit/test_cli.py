@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.loopback import clean_env
 from tests.otlp_receiver import GrpcReceiver, HttpReceiver, free_port
 from ttbt5_otel._cli import main
 from ttbt5_otel._stack_processes import start_time_of
@@ -19,10 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*args: str, timeout: float = 60, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {
-        k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TTBT5_", "PYTEST_"))
-    }
-    clean.update(env)
+    clean = clean_env(**env)
     return subprocess.run(
         [sys.executable, "-m", "ttbt5_otel", *args],
         env=clean,

@@ -1,10 +1,11 @@
 """The README's quick start and the example app run as written."""
 
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+from tests.loopback import clean_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -14,7 +15,7 @@ def python_blocks(markdown: str) -> list[str]:
 
 
 def run(code_or_path: str | Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TTBT5_", "PYTEST_"))}
+    env = clean_env()
     args = [str(code_or_path)] if isinstance(code_or_path, Path) else ["-c", code_or_path]
     return subprocess.run(
         [sys.executable, *args], env=env, capture_output=True, text=True, timeout=60, check=False

@@ -1,0 +1,68 @@
+"""Small helpers for tests that run real servers and processes on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import threading
+from collections.abc import Callable, Iterable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve(handler: Callable[[BaseHTTPRequestHandler], None], method: str) -> ThreadingHTTPServer:
+    """An HTTP server on a free loopback port answering ``method`` with ``handler``."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    setattr(Handler, f"do_{method}", handler)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def webhook(received: list[dict[str, Any]]) -> ThreadingHTTPServer:
+    """An Alertmanager webhook receiver appending each notification body to ``received``."""
+
+    def post(request: BaseHTTPRequestHandler) -> None:
+        length = int(request.headers["Content-Length"])
+        received.append(json.loads(request.rfile.read(length)))
+        request.send_response(200)
+        request.end_headers()
+
+    return serve(post, "POST")
+
+
+def stop_processes(processes: Iterable[subprocess.Popen[Any]]) -> None:
+    """SIGTERM every process, then wait; SIGKILL those still alive after 20 s."""
+    started = list(processes)
+    for process in started:
+        process.terminate()
+    for process in started:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without OTEL_*, TTBT5_* and pytest variables, plus ``extra``.
+
+    A child process under test must see only the settings the test gives it, and must not
+    believe it runs under pytest (that turns instrumentation errors into exceptions).
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TTBT5_", "PYTEST_"))}
+    env.update(extra)
+    return env
