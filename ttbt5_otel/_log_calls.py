@@ -8,8 +8,7 @@ from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar, overload
 
 from ttbt5_otel._logging import FIELDS_ATTR
-from ttbt5_otel._scrub import REDACTED, active_scrubber
-from ttbt5_otel._values import short_repr
+from ttbt5_otel._values import argument_repr, short_repr
 from ttbt5_otel._wrap import RERAISE, wrap
 
 P = ParamSpec("P")
@@ -28,25 +27,22 @@ class _LogHooks:
         self._log_args = log_args
         self._log_result = log_result
 
-    def _emit(self, level: int, message: str, fields: dict[str, Any], exc: bool = False) -> None:
+    def _emit(self, level: int, message: str, fields: dict[str, Any], *args: object) -> None:
         self._logger.log(
             level,
             message,
             self._function,
-            *(() if "duration_ms" not in fields else (fields["duration_ms"],)),
+            *args,
             extra={FIELDS_ATTR: {"code.function": self._function, **fields}},
-            exc_info=exc,
         )
 
     def enter(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> float:
         if self._logger.isEnabledFor(self._level):
             fields: dict[str, Any] = {"event": "call"}
             if self._log_args:
-                scrubber = active_scrubber()
                 fields["code.args"] = [short_repr(a) for a in args]
                 for key, value in kwargs.items():
-                    shown = REDACTED if scrubber.is_secret(key) else short_repr(value)
-                    fields[f"code.kwargs.{key}"] = shown
+                    fields[f"code.kwargs.{key}"] = argument_repr(key, value)
             self._emit(self._level, "calling %s", fields)
         return time.perf_counter()
 
@@ -64,7 +60,7 @@ class _LogHooks:
         fields: dict[str, Any] = {"event": "return", "duration_ms": duration_ms}
         if self._log_result:
             fields["code.return"] = short_repr(result)
-        self._emit(self._level, "%s returned after %.3f ms", fields)
+        self._emit(self._level, "%s returned after %.3f ms", fields, duration_ms)
 
     def failure(self, state: float, exc: BaseException) -> object:
         duration_ms = round((time.perf_counter() - state) * 1000, 3)
@@ -75,7 +71,7 @@ class _LogHooks:
                 "duration_ms": duration_ms,
                 "exception.type": type(exc).__qualname__,
             }
-            self._emit(level, "%s raised after %.3f ms", fields)
+            self._emit(level, "%s raised after %.3f ms", fields, duration_ms)
         return RERAISE
 
 

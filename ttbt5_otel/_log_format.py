@@ -14,15 +14,15 @@ from typing import Any, Final
 from opentelemetry import trace
 
 from ttbt5_otel._logging import FIELDS_ATTR, bound_context
-from ttbt5_otel._scrub import REDACTED, active_scrubber
+from ttbt5_otel._scrub import active_scrubber
 
 _HANDLER_NAME: Final = "ttbt5-console"
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
-    fields = {**bound_context(), **(getattr(record, FIELDS_ATTR, None) or {})}
-    scrubber = active_scrubber()
-    return {k: (REDACTED if scrubber.is_secret(k) else v) for k, v in fields.items()}
+    return active_scrubber().scrub(
+        {**bound_context(), **(getattr(record, FIELDS_ATTR, None) or {})}
+    )
 
 
 def _trace_ids() -> dict[str, str]:

@@ -42,7 +42,7 @@ from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio
 from opentelemetry.util.types import Attributes
 
 from ttbt5_otel._config import TelemetryConfig
-from ttbt5_otel._scrub import active_scrubber
+from ttbt5_otel._scrub import REDACTED, active_scrubber
 from ttbt5_otel._version import __version__
 
 # Seconds-scale buckets: sub-millisecond cache hits up to slow remote calls.
@@ -146,7 +146,7 @@ class ScrubbingLogProcessor(LogRecordProcessor):
             scrubber = active_scrubber()
             for key in list(attributes):
                 if scrubber.is_secret(key):
-                    attributes[key] = "[REDACTED]"  # type: ignore[index]
+                    attributes[key] = REDACTED  # type: ignore[index]
 
     def shutdown(self) -> None:
         """Nothing to release."""

@@ -16,8 +16,7 @@ from opentelemetry.util.types import AttributeValue
 from ttbt5_otel._guard import internal_error
 from ttbt5_otel._handle_errors import RECORDED_ON_SPAN
 from ttbt5_otel._otel import tracer
-from ttbt5_otel._scrub import REDACTED, active_scrubber
-from ttbt5_otel._values import attributes_of, short_repr
+from ttbt5_otel._values import argument_repr, attributes_of, short_repr
 from ttbt5_otel._wrap import RERAISE, code_attributes, wrap
 
 P = ParamSpec("P")
@@ -68,9 +67,8 @@ class _SpanHooks:
             bound = self._signature.bind_partial(*args, **kwargs)
         except TypeError:
             return {}
-        scrubber = active_scrubber()
         return {
-            f"code.argument.{name}": REDACTED if scrubber.is_secret(name) else short_repr(value)
+            f"code.argument.{name}": argument_repr(name, value)
             for name, value in bound.arguments.items()
             if name not in ("self", "cls")
         }

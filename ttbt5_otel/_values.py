@@ -7,6 +7,8 @@ from typing import Any, Final
 
 from opentelemetry.util.types import AttributeValue
 
+from ttbt5_otel._scrub import REDACTED, active_scrubber
+
 MAX_REPR: Final = 256
 _PRIMITIVES: Final = (str, bool, int, float)
 
@@ -31,6 +33,11 @@ def short_repr(value: Any) -> str:
     except Exception:
         text = f"<unrepresentable {type(value).__qualname__}>"
     return text if len(text) <= MAX_REPR else text[: MAX_REPR - 3] + "..."
+
+
+def argument_repr(name: str, value: Any) -> str:
+    """``short_repr(value)``, or the redaction marker when ``name`` looks like a secret."""
+    return REDACTED if active_scrubber().is_secret(name) else short_repr(value)
 
 
 def attributes_of(mapping: Mapping[str, Any]) -> dict[str, AttributeValue]:
