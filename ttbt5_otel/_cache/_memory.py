@@ -38,30 +38,29 @@ class EvictionStrategy(StrEnum):
     """Expired entries first, then the least recently used; every entry lives at most ``ttl``."""
 
 
-class _CountingLRU(LRUCache[str, _Slot]):
+class _SizeEvictionsCounted:
+    """Counts each ``popitem``: cachetools calls it only to make room for a new entry."""
+
+    counts: Counts
+
     def __init__(
         self, maxsize: int, getsizeof: Callable[[_Slot], float] | None, counts: Counts
     ) -> None:
-        super().__init__(maxsize, getsizeof)
+        super().__init__(maxsize, getsizeof)  # type: ignore[call-arg]
         self.counts = counts
 
     def popitem(self) -> tuple[str, _Slot]:
-        item = super().popitem()
+        item: tuple[str, _Slot] = super().popitem()  # type: ignore[misc]
         self.counts.size += 1
         return item
 
 
-class _CountingLFU(LFUCache[str, _Slot]):
-    def __init__(
-        self, maxsize: int, getsizeof: Callable[[_Slot], float] | None, counts: Counts
-    ) -> None:
-        super().__init__(maxsize, getsizeof)
-        self.counts = counts
+class _CountingLRU(_SizeEvictionsCounted, LRUCache[str, _Slot]):
+    pass
 
-    def popitem(self) -> tuple[str, _Slot]:
-        item = super().popitem()
-        self.counts.size += 1
-        return item
+
+class _CountingLFU(_SizeEvictionsCounted, LFUCache[str, _Slot]):
+    pass
 
 
 class _CountingTTL(TTLCache[str, _Slot]):
