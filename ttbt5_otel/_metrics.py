@@ -39,22 +39,31 @@ class _Limits:
 
 
 def set_default_cardinality_limit(limit: int) -> None:
-    """Limit for instruments created afterwards (``init`` sets it from its config)."""
+    """Limit of every instrument without its own (``init`` sets it from its config)."""
     _Limits.default = limit
 
 
 class AttributeLimiter:
     """Maps caller attributes to admitted, scrubbed attribute sets; overflow past ``limit``."""
 
-    __slots__ = ("_lock", "_name", "_seen", "limit", "overflowed")
+    __slots__ = ("_limit", "_lock", "_name", "_seen", "overflowed")
 
     def __init__(self, name: str, limit: int | None = None) -> None:
-        """Admit at most ``limit`` distinct sets for instrument ``name``."""
+        """Admit at most ``limit`` distinct sets for instrument ``name``.
+
+        Without a ``limit`` of its own the process default applies, read when a new set
+        arrives: instruments created at import time still follow ``init()``'s setting.
+        """
         self._name = name
-        self.limit = _Limits.default if limit is None else limit
+        self._limit = limit
         self._seen: dict[Any, Attributes] = {}
         self._lock = threading.Lock()
         self.overflowed = 0
+
+    @property
+    def limit(self) -> int:
+        """The number of distinct attribute sets admitted before overflow."""
+        return _Limits.default if self._limit is None else self._limit
 
     def resolve(self, attributes: Mapping[str, Any] | None) -> Attributes:
         """The attribute set to record for ``attributes``."""

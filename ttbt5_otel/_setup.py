@@ -24,6 +24,7 @@ from opentelemetry.util.types import Attributes
 from ttbt5_otel import _exporters, _guard
 from ttbt5_otel._config import TelemetryConfig
 from ttbt5_otel._logging import OTelLogHandler, install_bridge, remove_bridge
+from ttbt5_otel._metrics import set_default_cardinality_limit
 from ttbt5_otel._otel import bump_generation, meter
 from ttbt5_otel._pipeline import (
     Providers,
@@ -270,6 +271,7 @@ def init(**options: Any) -> Telemetry:
             return _current
         config = load_settings(telemetry=options).telemetry
         configure_scrubber(config.scrub_patterns, config.scrub_allow)
+        set_default_cardinality_limit(config.metric_cardinality_limit)
         if _foreign_providers_installed():
             telemetry = Telemetry(config=config, providers=None)
             _LOG.info("OpenTelemetry providers already installed; ttbt5_otel reuses them")

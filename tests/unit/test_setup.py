@@ -10,6 +10,7 @@ import ttbt5_otel
 from ttbt5_otel import ConfigError, _setup
 from ttbt5_otel._config import resolve_config
 from ttbt5_otel._logging import OTelLogHandler
+from ttbt5_otel._metrics import DEFAULT_CARDINALITY_LIMIT, set_default_cardinality_limit
 from ttbt5_otel._pipeline import ScrubbingSpanExporter, build_resource
 
 
@@ -117,3 +118,17 @@ def test_resource_has_host_process_and_explicit_attributes():
     assert attributes["team"] == "core"
     for key in ("host.name", "process.pid", "process.runtime.version", "service.instance.id"):
         assert key in attributes
+
+
+def test_cardinality_limit_setting_reaches_instruments_created_before_init(
+    fresh_init, capture_telemetry
+):
+    early = ttbt5_otel.counter("shop.early")
+    ttbt5_otel.init(metric_cardinality_limit=3, runtime_metrics=False)
+    try:
+        for user in range(10):
+            early.add(1, {"user.id": str(user)})
+        assert early.attribute_sets == 3
+        assert capture_telemetry.counter_value("shop.early", {"otel.metric.overflow": True}) == 7
+    finally:
+        set_default_cardinality_limit(DEFAULT_CARDINALITY_LIMIT)
