@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal, cast
 from urllib.parse import unquote, urlsplit
 
@@ -331,11 +331,6 @@ def _validate_endpoint(endpoint: str, source: str | None) -> None:
             source,
         )
     del port
-
-
-def option_names() -> tuple[str, ...]:
-    """Names ``init()`` accepts as keyword arguments."""
-    return tuple(f.name for f in fields(TelemetryConfig))
 
 
 def environment_variables() -> dict[str, tuple[str, ...]]:

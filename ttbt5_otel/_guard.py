@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
 
 _LOG = logging.getLogger("ttbt5_otel")
@@ -49,8 +48,3 @@ def reset_reported() -> None:
     """Forget which call sites already reported (used by tests and after fork)."""
     with _lock:
         _reported.clear()
-
-
-def is_interpreter_shutting_down() -> bool:
-    """True once the interpreter finalizes; exporting then is best effort."""
-    return sys.is_finalizing()
