@@ -30,7 +30,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from ttbt5_otel._cache import MemoryCache, cached
-from ttbt5_otel._otel import bump_generation
+from ttbt5_otel._core.otel import bump_generation
 
 L1_TARGET = 1.2
 

@@ -96,7 +96,7 @@ def main() -> int:
     tracer_provider, logger_provider = install()
 
     import ttbt5_otel  # noqa: PLC0415 - after the providers exist, like an app after init()
-    from ttbt5_otel._logging import OTelLogHandler  # noqa: PLC0415
+    from ttbt5_otel._signals.logger import OTelLogHandler  # noqa: PLC0415
 
     tracer = trace.get_tracer("bench")
     meter = metrics.get_meter("bench")

@@ -20,11 +20,11 @@ from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from ttbt5_otel._circuit_breaker import CircuitBreaker
-from ttbt5_otel._config import TelemetryConfig
-from ttbt5_otel._otel import bump_generation
-from ttbt5_otel._pipeline import build_providers
-from ttbt5_otel._retry import retry
+from ttbt5_otel._core.otel import bump_generation
+from ttbt5_otel._resilience.breaker import CircuitBreaker
+from ttbt5_otel._resilience.retry import retry
+from ttbt5_otel._sdk.config import TelemetryConfig
+from ttbt5_otel._sdk.providers import build_providers
 
 NUMBER = 20_000
 REPEAT = 5

@@ -19,13 +19,15 @@ Public API (everything else is private and may change):
   ``handle_errors``, ``Validator``, ``Ttbt5Error``
 """
 
-from ttbt5_otel._app_context import (
+from ttbt5_otel._app.context import (
     ApplicationContext,
-    DependencyNotFoundError,
     LifecycleHook,
     LifecyclePhase,
     get_application_context,
 )
+from ttbt5_otel._app.health import HealthResult
+from ttbt5_otel._app.lifecycle import application_lifecycle
+from ttbt5_otel._app.settings import Settings, load_settings
 from ttbt5_otel._cache import (
     CacheConfigError,
     CacheError,
@@ -41,22 +43,33 @@ from ttbt5_otel._cache import (
     cached,
     instrument_cache,
 )
-from ttbt5_otel._circuit_breaker import CircuitBreaker, circuit_breakers
-from ttbt5_otel._circuit_telemetry import CircuitState
-from ttbt5_otel._config import TelemetryConfig
-from ttbt5_otel._errors import ApplicationError, ErrorCategory, ErrorSeverity, ValidationError
-from ttbt5_otel._exceptions import CircuitOpenError, ConfigError, Ttbt5Error
-from ttbt5_otel._handle_errors import handle_errors
-from ttbt5_otel._health import HealthResult
-from ttbt5_otel._lifecycle import application_lifecycle
-from ttbt5_otel._log_calls import log_calls
-from ttbt5_otel._logging import StructuredLogger, get_logger
-from ttbt5_otel._metrics import counter, gauge, histogram, monitor_performance, up_down_counter
-from ttbt5_otel._retry import retry
-from ttbt5_otel._settings import Settings, load_settings
-from ttbt5_otel._setup import Telemetry, force_flush, init, shutdown
-from ttbt5_otel._tracing import span, traced
-from ttbt5_otel._validation import Validator
+from ttbt5_otel._exceptions import (
+    ApplicationError,
+    CircuitOpenError,
+    ConfigError,
+    DependencyNotFoundError,
+    ErrorCategory,
+    ErrorSeverity,
+    Ttbt5Error,
+    ValidationError,
+)
+from ttbt5_otel._resilience.breaker import CircuitBreaker, circuit_breakers
+from ttbt5_otel._resilience.breaker_telemetry import CircuitState
+from ttbt5_otel._resilience.retry import retry
+from ttbt5_otel._sdk.config import TelemetryConfig
+from ttbt5_otel._sdk.setup import Telemetry, force_flush, init, shutdown
+from ttbt5_otel._signals.handle_errors import handle_errors
+from ttbt5_otel._signals.log_calls import log_calls
+from ttbt5_otel._signals.logger import StructuredLogger, get_logger
+from ttbt5_otel._signals.metrics import (
+    counter,
+    gauge,
+    histogram,
+    monitor_performance,
+    up_down_counter,
+)
+from ttbt5_otel._signals.tracing import span, traced
+from ttbt5_otel._signals.validation import Validator
 from ttbt5_otel._version import __version__
 
 __all__ = [

@@ -44,11 +44,11 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 
-from ttbt5_otel._app_context import reset_application_context
-from ttbt5_otel._config import TelemetryConfig
-from ttbt5_otel._logging import OTelLogHandler
-from ttbt5_otel._otel import bump_generation
-from ttbt5_otel._pipeline import Providers, build_providers
+from ttbt5_otel._app.context import reset_application_context
+from ttbt5_otel._core.otel import bump_generation
+from ttbt5_otel._sdk.config import TelemetryConfig
+from ttbt5_otel._sdk.providers import Providers, build_providers
+from ttbt5_otel._signals.logger import OTelLogHandler
 
 __all__ = [
     "MetricPoint",

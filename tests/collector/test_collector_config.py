@@ -30,7 +30,8 @@ from tests.loopback import free_port
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.paths import REPO
+
 CONFIG = REPO / "otel-collector.yaml"
 BACKEND_TRACES = REPO / "collector" / "backend-traces.yaml"
 BACKEND_LOGS = REPO / "collector" / "backend-logs.yaml"

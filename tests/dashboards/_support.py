@@ -15,7 +15,8 @@ from types import ModuleType
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.paths import REPO
+
 PROMETHEUS_DIR = REPO / "dashboards" / "prometheus"
 ALERTMANAGER_CONFIG = REPO / "dashboards" / "alertmanager" / "alertmanager.yml"
 GRAFANA_DIR = REPO / "dashboards" / "grafana"

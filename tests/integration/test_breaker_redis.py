@@ -13,9 +13,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from tests.redis_support import RedisServer
-from ttbt5_otel._circuit_breaker import CircuitBreaker
-from ttbt5_otel._circuit_telemetry import CALLS, TRANSITIONS, CircuitState
 from ttbt5_otel._exceptions import CircuitOpenError
+from ttbt5_otel._resilience.breaker import CircuitBreaker
+from ttbt5_otel._resilience.breaker_telemetry import CALLS, TRANSITIONS, CircuitState
 from ttbt5_otel.testing import TelemetryCapture
 
 pytestmark = pytest.mark.integration

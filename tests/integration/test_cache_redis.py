@@ -9,20 +9,19 @@ import sys
 import textwrap
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 from aiocache import RedisCache as AiocacheRedisCache
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from tests.paths import REPO as ROOT
 from tests.redis_support import RedisServer
 from ttbt5_otel._cache import HierarchicalCache, MemoryCache, RedisCache, cached, instrument_cache
-from ttbt5_otel._cache._telemetry import EVICTIONS, REQUESTS
+from ttbt5_otel._cache.telemetry import EVICTIONS, REQUESTS
 from ttbt5_otel.testing import TelemetryCapture
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

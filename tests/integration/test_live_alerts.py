@@ -27,9 +27,10 @@ import yaml
 
 from tests.dashboards._support import ALERTMANAGER_CONFIG, GRAFANA_DIR, PROMETHEUS_DIR, load_script
 from tests.loopback import clean_env, free_port, stop_processes, webhook
+from tests.paths import REPO
 
 pytestmark = pytest.mark.integration
-REPO = Path(__file__).resolve().parents[2]
+
 COLLECTOR = Path(os.environ.get("TTBT5_COLLECTOR_BIN", REPO / "collector/_build/ttbt5-otelcol"))
 SERVICE = "orders-demo"
 DEMO_SECONDS = 40

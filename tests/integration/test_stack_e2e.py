@@ -26,11 +26,12 @@ from typing import Any
 import pytest
 
 from tests.loopback import clean_env
-from ttbt5_otel._stack_processes import ProcessId
+from tests.paths import REPO
+from ttbt5_otel._cli.processes import ProcessId
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
+
 APP = Path(__file__).parent / "apps" / "loop_app.py"
 METRICS_DOC = REPO / "docs" / "metrics.md"
 PROMETHEUS = "http://127.0.0.1:9090"

@@ -6,8 +6,7 @@ import sys
 from pathlib import Path
 
 from tests.loopback import clean_env
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.paths import REPO as ROOT
 
 
 def python_blocks(markdown: str) -> list[str]:

@@ -5,16 +5,16 @@ Levels: ``MemoryCache`` (L1, cachetools), ``RedisCache`` (L2, aiocache's Redis b
 decorates functions; ``instrument_cache`` reports on an existing aiocache cache.
 """
 
-from ttbt5_otel._cache._decorator import CachedAsyncFunction, CachedSyncFunction, cached
-from ttbt5_otel._cache._disk import DiskCache
-from ttbt5_otel._cache._entry import CacheLevel
-from ttbt5_otel._cache._errors import CacheConfigError, CacheError, CacheSerializationError
-from ttbt5_otel._cache._hierarchical import HierarchicalCache
-from ttbt5_otel._cache._instrument import instrument_cache
-from ttbt5_otel._cache._keys import KeyBuilder
-from ttbt5_otel._cache._memory import EvictionStrategy, MemoryCache
-from ttbt5_otel._cache._redis import RedisCache
-from ttbt5_otel._cache._serialization import JsonSerializer, PickleSerializer, Serializer
+from ttbt5_otel._cache.decorator import CachedAsyncFunction, CachedSyncFunction, cached
+from ttbt5_otel._cache.disk_level import DiskCache
+from ttbt5_otel._cache.entry import CacheLevel
+from ttbt5_otel._cache.hierarchical import HierarchicalCache
+from ttbt5_otel._cache.instrument import instrument_cache
+from ttbt5_otel._cache.keys import KeyBuilder
+from ttbt5_otel._cache.memory import EvictionStrategy, MemoryCache
+from ttbt5_otel._cache.redis_level import RedisCache
+from ttbt5_otel._cache.serialization import JsonSerializer, PickleSerializer, Serializer
+from ttbt5_otel._exceptions import CacheConfigError, CacheError, CacheSerializationError
 
 __all__ = [
     "CacheConfigError",

@@ -1,0 +1,135 @@
+"""``init()`` in-process: idempotency, reuse of installed providers, shutdown, build."""
+
+import logging
+
+import pytest
+from opentelemetry.instrumentation.asyncio import AsyncioInstrumentor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+import ttbt5_otel
+from ttbt5_otel import ConfigError
+from ttbt5_otel._sdk import setup as _setup
+from ttbt5_otel._sdk.config import resolve_config
+from ttbt5_otel._sdk.providers import ScrubbingSpanExporter, build_resource
+from ttbt5_otel._signals.logger import OTelLogHandler
+from ttbt5_otel._signals.metrics import DEFAULT_CARDINALITY_LIMIT, set_default_cardinality_limit
+
+
+@pytest.fixture
+def fresh_init(capture_telemetry):
+    """Run init() against the capture providers, and undo it afterwards."""
+    assert _setup.current_telemetry() is None
+    yield
+    ttbt5_otel.shutdown()
+    _setup._current = None
+
+
+def processors_of(telemetry):
+    return telemetry.providers.tracer_provider._active_span_processor._span_processors
+
+
+def test_init_reuses_installed_providers_and_is_idempotent(fresh_init, capture_telemetry):
+    first = ttbt5_otel.init(service_name="svc", runtime_metrics=False)
+    second = ttbt5_otel.init(service_name="other")
+    assert first is second
+    assert first.providers is None, "the capture providers were already installed"
+    handlers = [h for h in logging.getLogger().handlers if isinstance(h, OTelLogHandler)]
+    assert len(handlers) == 1, "the capture fixture's bridge is reused, not doubled"
+
+    @ttbt5_otel.traced(name="after-init")
+    def work():
+        logging.getLogger("svc").warning("inside")
+
+    work()
+    assert capture_telemetry.span_names() == ["after-init"]
+    assert capture_telemetry.log_bodies() == [
+        "OpenTelemetry providers already installed; ttbt5_otel reuses them",
+        "ttbt5_otel.init() was already called; options of later calls are ignored",
+        "inside",
+    ]
+
+
+def test_asyncio_instrumentation_is_on_by_default_and_removed_on_shutdown(fresh_init):
+    telemetry = ttbt5_otel.init(runtime_metrics=False)
+    assert AsyncioInstrumentor().is_instrumented_by_opentelemetry
+    telemetry.shutdown()
+    telemetry.shutdown()  # twice is fine
+    assert telemetry.is_shut_down
+    assert not AsyncioInstrumentor().is_instrumented_by_opentelemetry
+
+
+def test_asyncio_instrumentation_can_be_turned_off(fresh_init):
+    ttbt5_otel.init(instrument_asyncio=False, runtime_metrics=False)
+    assert not AsyncioInstrumentor().is_instrumented_by_opentelemetry
+
+
+def test_init_rejects_bad_options_before_touching_anything(capture_telemetry):
+    with pytest.raises(ConfigError, match="protocol: 'udp' is not one of grpc, http/protobuf"):
+        ttbt5_otel.init(protocol="udp")
+    assert _setup.current_telemetry() is None
+
+
+def test_build_wires_batch_processors_with_bounded_queues():
+    config = resolve_config({"max_queue_size": 100, "max_export_batch_size": 10}, {})
+    telemetry = _setup._build(config)
+    try:
+        [processor] = processors_of(telemetry)
+        assert isinstance(processor, BatchSpanProcessor)
+        assert processor._batch_processor._max_queue_size == 100
+        assert isinstance(telemetry._span_exporter, ScrubbingSpanExporter)
+        assert telemetry.resource.attributes["service.name"] == "unknown_service"
+    finally:
+        telemetry.shutdown(timeout=1)
+
+
+def test_console_mode_exports_synchronously(capsys):
+    telemetry = _setup._build(resolve_config({"exporter": "console", "service_name": "c"}, {}))
+    try:
+        [processor] = processors_of(telemetry)
+        assert isinstance(processor, SimpleSpanProcessor)
+        tracer = telemetry.providers.tracer_provider.get_tracer("t")
+        with tracer.start_as_current_span("printed", attributes={"token": "abc"}):
+            pass
+        err = capsys.readouterr().err
+        assert "[span] printed" in err
+        assert "token='[REDACTED]'" in err
+    finally:
+        telemetry.shutdown(timeout=1)
+
+
+def test_renew_after_fork_swaps_identity_and_exporters():
+    telemetry = _setup._build(resolve_config({"service_name": "forky"}, {}))
+    try:
+        before_id = telemetry.resource.attributes["service.instance.id"]
+        before_exporter = telemetry._span_exporter.inner
+        telemetry._renew_after_fork()
+        assert telemetry.resource.attributes["service.instance.id"] != before_id
+        assert telemetry.resource.attributes["service.name"] == "forky"
+        assert telemetry._span_exporter.inner is not before_exporter
+    finally:
+        telemetry.shutdown(timeout=1)
+
+
+def test_resource_has_host_process_and_explicit_attributes():
+    config = resolve_config(
+        {"service_name": "r", "environment": "prod", "resource_attributes": {"team": "core"}}, {}
+    )
+    attributes = build_resource(config).attributes
+    assert attributes["deployment.environment.name"] == "prod"
+    assert attributes["team"] == "core"
+    for key in ("host.name", "process.pid", "process.runtime.version", "service.instance.id"):
+        assert key in attributes
+
+
+def test_cardinality_limit_setting_reaches_instruments_created_before_init(
+    fresh_init, capture_telemetry
+):
+    early = ttbt5_otel.counter("shop.early")
+    ttbt5_otel.init(metric_cardinality_limit=3, runtime_metrics=False)
+    try:
+        for user in range(10):
+            early.add(1, {"user.id": str(user)})
+        assert early.attribute_sets == 3
+        assert capture_telemetry.counter_value("shop.early", {"otel.metric.overflow": True}) == 7
+    finally:
+        set_default_cardinality_limit(DEFAULT_CARDINALITY_LIMIT)

@@ -1,0 +1,122 @@
+"""``ttbt5-otel doctor``: show the effective settings and send one real span to the collector."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Mapping
+from typing import Final
+from urllib.parse import urlsplit, urlunsplit
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExportResult
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
+
+from ttbt5_otel._core.scrub import DEFAULT_SECRET_PATTERNS, REDACTED, Scrubber
+from ttbt5_otel._sdk.config import TelemetryConfig, environment_variables
+from ttbt5_otel._sdk.exporters import otlp_exporters
+from ttbt5_otel._sdk.providers import build_resource
+from ttbt5_otel._version import __version__
+
+# The OTLP exporters report why an export failed only through these loggers.
+_EXPORTER_LOGGER: Final = "opentelemetry.exporter"
+
+
+def mask_url(url: str) -> str:
+    """``url`` with the password of any ``user:password@`` part replaced."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:{REDACTED}@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def describe_config(config: TelemetryConfig, environ: Mapping[str, str]) -> list[str]:
+    """One ``name = value  (from VARIABLE)`` line per setting, with secrets masked."""
+    scrubber = Scrubber((*DEFAULT_SECRET_PATTERNS, *config.scrub_patterns))
+    variables = {**environment_variables(), "resource_attributes": ("OTEL_RESOURCE_ATTRIBUTES",)}
+    lines = []
+    for field in dataclasses.fields(config):
+        value: object = getattr(config, field.name)
+        if field.name == "headers":
+            # Header values are credentials far more often than not (API keys, bearer tokens).
+            value = dict.fromkeys(config.headers, REDACTED)
+        elif field.name == "resource_attributes":
+            value = scrubber.scrub(config.resource_attributes)
+        elif field.name == "endpoint":
+            value = mask_url(config.endpoint)
+        elif scrubber.is_secret(field.name):
+            value = REDACTED
+        source = next((v for v in variables.get(field.name, ()) if environ.get(v, "").strip()), "")
+        suffix = f"  (from {source})" if source else ""
+        lines.append(f"  {field.name:<25} = {value!r}{suffix}")
+    return lines
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno >= logging.WARNING:
+            self.messages.append(record.getMessage().splitlines()[0])
+
+
+def _test_span(config: TelemetryConfig) -> ReadableSpan:
+    ids = RandomIdGenerator()
+    context = SpanContext(
+        ids.generate_trace_id(),
+        ids.generate_span_id(),
+        is_remote=False,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED),
+    )
+    now = time.time_ns()
+    return ReadableSpan(
+        name="ttbt5-otel doctor",
+        context=context,
+        resource=build_resource(config),
+        attributes={"ttbt5.doctor": True},
+        kind=SpanKind.INTERNAL,
+        instrumentation_scope=InstrumentationScope("ttbt5_otel.doctor", __version__),
+        start_time=now,
+        end_time=now + 1_000,
+    )
+
+
+def send_test_span(config: TelemetryConfig, timeout: float) -> tuple[bool, str]:
+    """Export one span with the configured OTLP exporter; (accepted, failure reason).
+
+    Exporter construction errors (an unreadable certificate file, say) propagate: they are
+    configuration errors, not reachability problems.
+    """
+    config = dataclasses.replace(config, timeout=min(config.timeout, timeout))
+    spans, metrics, logs = otlp_exporters(config)
+    metrics.shutdown()
+    logs.shutdown()  # type: ignore[no-untyped-call]
+    collect = _Collect()
+    logger = logging.getLogger(_EXPORTER_LOGGER)
+    # The reason is part of the verdict line; the same text printed again as a log
+    # record (with a traceback for some errors) would only bury it.
+    propagate, logger.propagate = logger.propagate, False
+    logger.addHandler(collect)
+    try:
+        result = spans.export([_test_span(config)])
+    finally:
+        logger.removeHandler(collect)
+        logger.propagate = propagate
+        spans.shutdown()
+    if result is SpanExportResult.SUCCESS:
+        return True, ""
+    if not collect.messages:
+        return False, "the exporter reported a failure"
+    reason = collect.messages[-1]
+    # The final message of the HTTP exporter only says that it gave up; the first one
+    # carries the cause (connection refused, HTTP status).
+    if len(collect.messages) > 1:
+        reason += f" (first error: {collect.messages[0]})"
+    return False, reason

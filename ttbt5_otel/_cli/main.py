@@ -1,0 +1,245 @@
+"""The ``ttbt5-otel`` command.
+
+Exit codes: 0 success; 1 the check or operation failed (collector not reachable, stack not
+started or not healthy); 2 usage or configuration error.
+
+Each subcommand is registered by one ``_add_*`` function listed in ``_COMMANDS``; a new
+subcommand is one more function there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import runpy
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, TypeAlias
+
+from ttbt5_otel._cli.doctor import describe_config, mask_url, send_test_span
+from ttbt5_otel._cli.stack import default_state_dir, down, status, up
+from ttbt5_otel._exceptions import ConfigError, StackError
+from ttbt5_otel._sdk.config import resolve_config
+from ttbt5_otel._version import __version__
+
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_USAGE: Final = 2
+
+if TYPE_CHECKING:
+    _Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]  # noqa: SLF001
+Handler: TypeAlias = Callable[[argparse.Namespace], int]
+
+
+def _say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+
+
+def _err(message: str) -> None:
+    sys.stderr.write(f"ttbt5-otel: {message}\n")
+
+
+# --- doctor
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    try:
+        config = resolve_config({})
+    except ConfigError as exc:
+        _err(f"configuration error: {exc}")
+        return EXIT_USAGE
+    _say("Effective telemetry configuration:")
+    for line in describe_config(config, os.environ):
+        _say(line)
+    where = f"collector at {mask_url(config.endpoint)} ({config.protocol})"
+    if config.exporter != "otlp":
+        _say(f"SKIP: exporter is {config.exporter!r}, so nothing is sent to a collector")
+        return EXIT_OK
+    started = time.monotonic()
+    try:
+        accepted, reason = send_test_span(config, args.timeout)
+    except (OSError, ValueError) as exc:
+        _err(f"configuration error: cannot build the OTLP exporter: {exc}")
+        return EXIT_USAGE
+    elapsed_ms = (time.monotonic() - started) * 1000
+    if accepted:
+        _say(f"OK: {where} accepted a test span ({elapsed_ms:.0f} ms)")
+        return EXIT_OK
+    _say(f"FAIL: {where} did not accept a test span: {reason}")
+    return EXIT_FAILED
+
+
+def _add_doctor(subparsers: _Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "doctor",
+        help="show the effective telemetry settings and send a test span to the collector",
+        description="Resolve the settings init() would use (TTBT5_* and OTEL_* variables, "
+        "secrets masked) and export one real span to the configured collector.",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=5.0,
+        help="seconds to wait for the collector (default: 5)",
+    )
+    parser.set_defaults(handler=_doctor)
+
+
+# --- stack
+
+
+def _stack_up(args: argparse.Namespace) -> int:
+    up(args.state_dir, with_redis=args.with_redis, timeout=args.timeout, report=_say)
+    _say(f"stack is up; state in {args.state_dir}; stop it with `ttbt5-otel stack down`")
+    return EXIT_OK
+
+
+def _stack_status(args: argparse.Namespace) -> int:
+    found = status(args.state_dir)
+    if not found:
+        _say(f"no stack recorded in {args.state_dir}")
+        return EXIT_FAILED
+    for item in found:
+        state = "running" if item.running else "gone"
+        ready = "ready" if item.ready else "not ready"
+        _say(f"{item.name:<13} {state:<8} {ready:<10} pid {item.record.pid}  {item.record.ready}")
+    return EXIT_OK if all(item.running and item.ready for item in found) else EXIT_FAILED
+
+
+def _stack_down(args: argparse.Namespace) -> int:
+    result = down(args.state_dir, timeout=args.timeout)
+    if not result:
+        _say(f"nothing to stop: no stack recorded in {args.state_dir}")
+    for name, stopped in result.items():
+        _say(f"{name}: {'stopped' if stopped else 'was not running'}")
+    return EXIT_OK
+
+
+def _add_stack(subparsers: _Subparsers) -> None:
+    stack = subparsers.add_parser(
+        "stack",
+        help="run the collector, Prometheus and Alertmanager locally (no Docker)",
+        description="Start, inspect and stop a local stack on 127.0.0.1 with the configs of "
+        "this repository. Only processes recorded by `stack up` are ever stopped.",
+    )
+    actions = stack.add_subparsers(dest="action", required=True, metavar="{up,status,down}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--state-dir",
+        type=lambda value: Path(value).absolute(),
+        default=default_state_dir(),
+        help="where pids, logs and data live (default: $TTBT5_STACK_DIR or ./.ttbt5-stack)",
+    )
+    start = actions.add_parser(
+        "up",
+        parents=[common],
+        help="start what is not running and wait until it is ready",
+        description="Start the collector, Prometheus and Alertmanager (and Redis with "
+        "--with-redis); components already running are kept.",
+    )
+    start.add_argument("--with-redis", action="store_true", help="also start redis-server")
+    start.add_argument(
+        "--timeout", type=_positive_float, default=30.0, help="readiness timeout per component"
+    )
+    start.set_defaults(handler=_stack_up)
+    show = actions.add_parser(
+        "status",
+        parents=[common],
+        help="show whether each recorded component runs and answers",
+        description="Exit 0 when every recorded component is running and ready, else 1.",
+    )
+    show.set_defaults(handler=_stack_status)
+    stop = actions.add_parser(
+        "down",
+        parents=[common],
+        help="stop exactly the processes `stack up` recorded",
+        description="SIGTERM each recorded process, SIGKILL it after --timeout seconds.",
+    )
+    stop.add_argument(
+        "--timeout", type=_positive_float, default=15.0, help="seconds before SIGKILL"
+    )
+    stop.set_defaults(handler=_stack_down)
+
+
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r} must be positive")
+    return number
+
+
+# --- demo
+
+DEMO_SCRIPT: Final = (
+    Path(__file__).resolve().parents[2] / "examples" / "enhanced_integration_demo.py"
+)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    if not DEMO_SCRIPT.is_file():
+        _err(
+            f"the demo ships with the source repository ({DEMO_SCRIPT} not found); "
+            "clone it and install with `pip install -e .`"
+        )
+        return EXIT_USAGE
+    argv = [str(DEMO_SCRIPT), "--seconds", str(args.seconds), "--rate", str(args.rate)]
+    argv += ["--seed", str(args.seed)]
+    saved = sys.argv
+    sys.argv = argv
+    try:
+        runpy.run_path(str(DEMO_SCRIPT), run_name="__main__")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_FAILED
+    finally:
+        sys.argv = saved
+    return EXIT_OK
+
+
+def _add_demo(subparsers: _Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="run the order-service demo (OTLP to the local stack if it is up, else console)",
+        description="Run examples/enhanced_integration_demo.py: an order flow with caching, "
+        "retries, a circuit breaker, validation and a scripted incident.",
+    )
+    parser.add_argument("--seconds", type=_positive_float, default=30.0, help="length of the run")
+    parser.add_argument("--rate", type=_positive_float, default=40.0, help="orders per second")
+    parser.add_argument("--seed", type=int, default=7, help="random seed")
+    parser.set_defaults(handler=_demo)
+
+
+_COMMANDS: Final[tuple[Callable[[_Subparsers], None], ...]] = (_add_doctor, _add_stack, _add_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="ttbt5-otel", description="ttbt5-otel: check telemetry settings, run a local stack."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in _COMMANDS:
+        register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except StackError as exc:
+        _err(str(exc))
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130

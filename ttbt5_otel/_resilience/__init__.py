@@ -1,0 +1,1 @@
+"""``retry`` (on tenacity) and ``CircuitBreaker``, with their metrics and span events."""

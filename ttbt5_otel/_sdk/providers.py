@@ -1,0 +1,283 @@
+"""Build the three SDK providers from a ``TelemetryConfig``.
+
+Kept free of global state so the same code path serves ``init()``, the OpenTelemetry
+configurator entry point and the pytest capture plugin (which swaps in memory exporters).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import socket
+import sys
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadWriteLogRecord
+from opentelemetry.sdk._logs.export import (
+    BatchLogRecordProcessor,
+    LogRecordExporter,
+    SimpleLogRecordProcessor,
+)
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    MetricExporter,
+    MetricReader,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
+from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio
+from opentelemetry.util.types import Attributes
+
+from ttbt5_otel._core.scrub import REDACTED, active_scrubber
+from ttbt5_otel._sdk.config import TelemetryConfig
+from ttbt5_otel._version import __version__
+
+# Seconds-scale buckets: sub-millisecond cache hits up to slow remote calls.
+DURATION_BUCKETS_SECONDS: tuple[float, ...] = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)  # fmt: skip
+# Attempts per retried call: small integers, so the default millisecond-scale buckets of the
+# SDK would put nearly everything into the first few buckets.
+RETRY_ATTEMPT_BUCKETS: tuple[float, ...] = (1, 2, 3, 4, 5, 7, 10)
+
+
+def new_instance_id() -> str:
+    """A fresh ``service.instance.id``; called again in a forked child."""
+    return str(uuid.uuid4())
+
+
+def build_resource(config: TelemetryConfig) -> Resource:
+    """Resource describing this process; explicit attributes win over detected ones."""
+    attributes: dict[str, str | int] = {
+        "service.instance.id": new_instance_id(),
+        "host.name": socket.gethostname(),
+        "host.arch": platform.machine(),
+        "os.type": sys.platform,
+        "process.pid": os.getpid(),
+        "process.runtime.name": sys.implementation.name,
+        "process.runtime.version": platform.python_version(),
+        "process.executable.path": sys.executable,
+        "telemetry.distro.name": "ttbt5-otel",
+        "telemetry.distro.version": __version__,
+    }
+    attributes.update(config.resource_attributes)
+    attributes["service.name"] = config.service_name
+    if config.service_version:
+        attributes["service.version"] = config.service_version
+    if config.service_namespace:
+        attributes["service.namespace"] = config.service_namespace
+    if config.environment:
+        attributes["deployment.environment.name"] = config.environment
+    return Resource.create(attributes)
+
+
+def _scrub_attributes(attributes: Attributes) -> Attributes:
+    scrubber = active_scrubber()
+    if not attributes or not scrubber.needs_scrub(attributes):
+        return attributes
+    return scrubber.scrub(attributes)
+
+
+def _scrub_span(span: ReadableSpan) -> ReadableSpan:
+    scrubber = active_scrubber()
+    events = span.events
+    dirty_events = any(e.attributes and scrubber.needs_scrub(e.attributes) for e in events)
+    dirty_attrs = bool(span.attributes) and scrubber.needs_scrub(span.attributes or {})
+    if not dirty_events and not dirty_attrs:
+        return span
+    from opentelemetry.sdk.trace import Event  # noqa: PLC0415 - only on the rare dirty path
+
+    return ReadableSpan(
+        name=span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=_scrub_attributes(span.attributes),
+        events=[Event(e.name, _scrub_attributes(e.attributes), e.timestamp) for e in events],
+        links=span.links,
+        kind=span.kind,
+        status=span.status,
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+class ScrubbingSpanExporter(SpanExporter):
+    """Redacts secret-looking span and event attributes on the export thread, off the hot path."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        """Wrap ``inner``; every batch is scrubbed before it reaches it."""
+        self.inner = inner
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Scrub, then export."""
+        return self.inner.export([_scrub_span(s) for s in spans])
+
+    def shutdown(self) -> None:
+        """Shut the wrapped exporter down."""
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Flush the wrapped exporter."""
+        return self.inner.force_flush(timeout_millis)
+
+
+class ScrubbingLogProcessor(LogRecordProcessor):
+    """Redacts secret-looking log attributes before later processors see the record."""
+
+    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
+        """Rewrite secret-looking attributes in place."""
+        attributes = log_record.log_record.attributes
+        if attributes:
+            scrubber = active_scrubber()
+            for key in list(attributes):
+                if scrubber.is_secret(key):
+                    attributes[key] = REDACTED  # type: ignore[index]
+
+    def shutdown(self) -> None:
+        """Nothing to release."""
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Nothing buffered."""
+        del timeout_millis
+        return True
+
+
+_SELF_METRICS_VARIABLE = "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED"
+_env_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _processor_self_metrics() -> Iterator[None]:
+    """Enable the SDK's queue metrics for the batch processors built inside this block.
+
+    They say how many spans and log records a collector outage dropped
+    (``otel.sdk.processor.*.processed{error.type="queue_full"}``) and how full the queues
+    are. The SDK reads one variable for these *and* for per-span counters on the tracer
+    provider, which would tax every span; so it is switched on only while the processors
+    are constructed, and a user's own setting always wins.
+    """
+    with _env_lock:
+        if _SELF_METRICS_VARIABLE in os.environ:
+            yield
+            return
+        os.environ[_SELF_METRICS_VARIABLE] = "true"
+        try:
+            yield
+        finally:
+            os.environ.pop(_SELF_METRICS_VARIABLE, None)
+
+
+@dataclass(slots=True)
+class Providers:
+    """The three SDK providers of one configuration and the exporter wrappers feeding them."""
+
+    resource: Resource
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider
+    logger_provider: LoggerProvider
+    span_exporter: ScrubbingSpanExporter | None = None
+    log_exporter: LogRecordExporter | None = None
+
+
+def duration_views() -> list[View]:
+    """Views giving this package's histograms buckets suited to their unit.
+
+    Seconds-unit histograms get seconds-scale buckets; the retry attempts histogram gets
+    small-integer buckets. Views only apply when the ``MeterProvider`` is created.
+    """
+    return [
+        View(
+            instrument_name="ttbt5.*",
+            instrument_unit="s",
+            aggregation=ExplicitBucketHistogramAggregation(DURATION_BUCKETS_SECONDS),
+        ),
+        View(
+            instrument_name="ttbt5.retry.attempts",
+            aggregation=ExplicitBucketHistogramAggregation(RETRY_ATTEMPT_BUCKETS),
+        ),
+    ]
+
+
+def build_providers(
+    config: TelemetryConfig,
+    span_exporter: SpanExporter | None,
+    metric_readers: Sequence[MetricReader],
+    log_exporter: LogRecordExporter | None,
+    *,
+    synchronous: bool = False,
+    id_generator: IdGenerator | None = None,
+) -> Providers:
+    """Wire exporters into providers: bounded batch queues, scrubbing in front of export.
+
+    ``synchronous`` exports each span and log record as it ends (console output, tests)
+    instead of batching on a background thread.
+    """
+    resource = build_resource(config)
+    meter_provider = MeterProvider(
+        resource=resource, metric_readers=list(metric_readers), views=duration_views()
+    )
+    tracer_provider = TracerProvider(
+        resource=resource,
+        sampler=ParentBasedTraceIdRatio(config.sample_ratio),
+        id_generator=id_generator,
+    )
+    wrapped_spans = ScrubbingSpanExporter(span_exporter) if span_exporter is not None else None
+    if wrapped_spans is not None:
+        span_processor: SpanProcessor
+        if synchronous:
+            span_processor = SimpleSpanProcessor(wrapped_spans)
+        else:
+            with _processor_self_metrics():
+                span_processor = BatchSpanProcessor(
+                    wrapped_spans,
+                    max_queue_size=config.max_queue_size,
+                    max_export_batch_size=config.max_export_batch_size,
+                    schedule_delay_millis=config.schedule_delay * 1000,
+                    export_timeout_millis=config.timeout * 1000,
+                    meter_provider=meter_provider,
+                )
+        tracer_provider.add_span_processor(span_processor)
+    logger_provider = LoggerProvider(resource=resource)
+    logger_provider.add_log_record_processor(ScrubbingLogProcessor())
+    if log_exporter is not None:
+        log_processor: LogRecordProcessor
+        if synchronous:
+            log_processor = SimpleLogRecordProcessor(log_exporter)
+        else:
+            with _processor_self_metrics():
+                log_processor = BatchLogRecordProcessor(
+                    log_exporter,
+                    max_queue_size=config.max_queue_size,
+                    max_export_batch_size=config.max_export_batch_size,
+                    schedule_delay_millis=config.schedule_delay * 1000,
+                    export_timeout_millis=config.timeout * 1000,
+                    meter_provider=meter_provider,
+                )
+        logger_provider.add_log_record_processor(log_processor)
+    return Providers(
+        resource, tracer_provider, meter_provider, logger_provider, wrapped_spans, log_exporter
+    )
+
+
+def periodic_reader(config: TelemetryConfig, exporter: MetricExporter) -> MetricReader:
+    """A metric reader exporting every ``metric_export_interval`` seconds."""
+    return PeriodicExportingMetricReader(
+        exporter,
+        export_interval_millis=config.metric_export_interval * 1000,
+        export_timeout_millis=config.timeout * 1000,
+    )

@@ -1,0 +1,305 @@
+"""``init()``: one call that configures traces, metrics and logs for the process."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import _logs, metrics, trace
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import LogRecordExporter
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import MetricExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.util.types import Attributes
+
+from ttbt5_otel._app.settings import load_settings
+from ttbt5_otel._core import guard as _guard
+from ttbt5_otel._core.otel import bump_generation, meter
+from ttbt5_otel._core.scrub import configure_scrubber
+from ttbt5_otel._sdk import exporters as _exporters
+from ttbt5_otel._sdk.config import TelemetryConfig
+from ttbt5_otel._sdk.providers import (
+    Providers,
+    ScrubbingSpanExporter,
+    build_providers,
+    new_instance_id,
+    periodic_reader,
+)
+from ttbt5_otel._sdk.quiet import quiet_sdk_warnings
+from ttbt5_otel._sdk.runtime import register_runtime_metrics
+from ttbt5_otel._signals.logger import OTelLogHandler, install_bridge, remove_bridge
+from ttbt5_otel._signals.metrics import set_default_cardinality_limit
+
+_LOG = logging.getLogger("ttbt5_otel")
+
+
+@dataclass(eq=False)
+class Telemetry:
+    """Handle returned by ``init()``: the configuration in force and the providers it set up."""
+
+    config: TelemetryConfig
+    providers: Providers | None
+    """``None`` when another component had already installed OpenTelemetry providers."""
+    _span_exporter: ScrubbingSpanExporter | None = None
+    _metric_exporter: _exporters.SwappableMetricExporter | None = None
+    _log_exporter: _exporters.SwappableLogExporter | None = None
+    _log_handler: OTelLogHandler | None = None
+    _asyncio_instrumentor: Any = None
+    _closed: bool = field(default=False, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    @property
+    def resource(self) -> Resource | None:
+        """The resource all three signals carry (``None`` when attached to foreign providers)."""
+        return None if self.providers is None else self.providers.resource
+
+    @property
+    def is_shut_down(self) -> bool:
+        """True after ``shutdown()``."""
+        return self._closed
+
+    def force_flush(self, timeout: float | None = None) -> bool:
+        """Export everything buffered; True when every signal flushed within ``timeout`` s."""
+        return self._flush(_installed_providers(self), timeout)
+
+    def _flush(
+        self,
+        providers: Sequence[TracerProvider | MeterProvider | LoggerProvider],
+        timeout: float | None,
+    ) -> bool:
+        budget = self.config.shutdown_timeout if timeout is None else timeout
+        deadline = time.monotonic() + budget
+        ok = True
+        for provider in providers:
+            remaining_ms = max(0, int((deadline - time.monotonic()) * 1000))
+            try:
+                ok = bool(provider.force_flush(remaining_ms)) and ok
+            except Exception as exc:
+                _guard.internal_error("force_flush", exc)
+                ok = False
+        return ok
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Flush and close traces, metrics and logs. Safe to call more than once."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        remove_bridge(self._log_handler)
+        if self._asyncio_instrumentor is not None:
+            try:
+                self._asyncio_instrumentor.uninstrument()
+            except Exception as exc:
+                _guard.internal_error("asyncio uninstrument", exc)
+        # Spans and logs are flushed under the time budget first, so the provider shutdowns
+        # below find empty queues; metrics are exported once, by the meter provider shutdown.
+        spans_and_logs = [p for p in _installed_providers(self) if not isinstance(p, MeterProvider)]
+        self._flush(spans_and_logs, timeout)
+        if self.providers is None:
+            return
+        for provider in (
+            self.providers.tracer_provider,
+            self.providers.logger_provider,
+        ):
+            try:
+                provider.shutdown()
+            except Exception as exc:
+                _guard.internal_error("shutdown", exc)
+        try:
+            budget = self.config.shutdown_timeout if timeout is None else timeout
+            self.providers.meter_provider.shutdown(timeout_millis=budget * 1000)
+        except Exception as exc:
+            _guard.internal_error("shutdown", exc)
+
+    def _renew_after_fork(self) -> None:
+        """In a forked child: new instance id and pid, fresh exporter channels."""
+        if self.providers is not None:
+            _rewrite_resource(
+                self.providers.resource,
+                {"service.instance.id": new_instance_id(), "process.pid": os.getpid()},
+            )
+        if self.config.exporter != "otlp":
+            return
+        spans, metric_exporter, logs = _exporters.otlp_exporters(self.config)
+        if self._span_exporter is not None:
+            self._span_exporter.inner = spans
+        if self._metric_exporter is not None:
+            self._metric_exporter.inner = metric_exporter
+        if self._log_exporter is not None:
+            self._log_exporter.inner = logs
+
+
+def _installed_providers(
+    telemetry: Telemetry,
+) -> list[TracerProvider | MeterProvider | LoggerProvider]:
+    if telemetry.providers is not None:
+        p = telemetry.providers
+        return [p.tracer_provider, p.meter_provider, p.logger_provider]
+    candidates = (
+        trace.get_tracer_provider(),
+        metrics.get_meter_provider(),
+        _logs.get_logger_provider(),
+    )
+    return [p for p in candidates if isinstance(p, TracerProvider | MeterProvider | LoggerProvider)]
+
+
+def _rewrite_resource(resource: Resource, changes: Attributes) -> None:
+    # Providers, tracers and meters all hold this one Resource object; rewriting it in place is
+    # the only way to give a forked child its own identity without rebuilding the pipeline.
+    from opentelemetry.attributes import BoundedAttributes  # noqa: PLC0415
+
+    merged = {**dict(resource.attributes), **dict(changes or {})}
+    resource._attributes = BoundedAttributes(attributes=merged, immutable=True)  # noqa: SLF001
+
+
+_current: Telemetry | None = None
+_init_lock = threading.RLock()
+_fork_hook_registered = False
+
+
+def _foreign_providers_installed() -> bool:
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
+def _exporters_for(
+    config: TelemetryConfig,
+) -> tuple[SpanExporter | None, MetricExporter | None, LogRecordExporter | None]:
+    if config.exporter == "otlp":
+        return _exporters.otlp_exporters(config)
+    if config.exporter == "console":
+        return (
+            _exporters.ConsoleSpanExporter(),
+            _exporters.ConsoleMetricExporter(),
+            _exporters.ConsoleLogExporter(),
+        )
+    return None, None, None
+
+
+def _build(config: TelemetryConfig) -> Telemetry:
+    spans, metric_exporter, logs = _exporters_for(config)
+    swappable_metrics = (
+        _exporters.SwappableMetricExporter(metric_exporter) if metric_exporter else None
+    )
+    swappable_logs = _exporters.SwappableLogExporter(logs) if logs else None
+    readers = [periodic_reader(config, swappable_metrics)] if swappable_metrics else []
+    providers = build_providers(
+        config,
+        span_exporter=spans,
+        metric_readers=readers,
+        log_exporter=swappable_logs,
+        # People watching a console want each span printed as it ends, not in batches.
+        synchronous=config.exporter == "console",
+    )
+    return Telemetry(
+        config=config,
+        providers=providers,
+        _span_exporter=providers.span_exporter,
+        _metric_exporter=swappable_metrics,
+        _log_exporter=swappable_logs,
+    )
+
+
+def _install_globals(providers: Providers) -> None:
+    trace.set_tracer_provider(providers.tracer_provider)
+    metrics.set_meter_provider(providers.meter_provider)
+    _logs.set_logger_provider(providers.logger_provider)
+    bump_generation()
+
+
+def _start_extras(telemetry: Telemetry) -> None:
+    config = telemetry.config
+    quiet_sdk_warnings()
+    if config.logging_bridge:
+        telemetry._log_handler = install_bridge(config.log_level)  # noqa: SLF001
+    if config.runtime_metrics and telemetry.providers is not None:
+        register_runtime_metrics(meter())
+    if config.instrument_asyncio:
+        from opentelemetry.instrumentation.asyncio import AsyncioInstrumentor  # noqa: PLC0415
+
+        instrumentor = AsyncioInstrumentor()
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.instrument()
+            telemetry._asyncio_instrumentor = instrumentor  # noqa: SLF001
+
+
+def _after_fork_in_child() -> None:
+    _guard.reset_reported()
+    telemetry = _current
+    if telemetry is not None and not telemetry.is_shut_down:
+        try:
+            telemetry._renew_after_fork()  # noqa: SLF001
+        except Exception as exc:
+            _guard.internal_error("after fork", exc)
+
+
+def _at_exit() -> None:
+    telemetry = _current
+    if telemetry is not None:
+        telemetry.shutdown()
+
+
+def init(**options: Any) -> Telemetry:
+    """Configure OpenTelemetry traces, metrics and logs for this process and return a handle.
+
+    Keyword options are the fields of ``TelemetryConfig`` (``service_name``, ``endpoint``,
+    ``protocol``, ``exporter``, ``sample_ratio``, ...). An explicit option beats its
+    ``TTBT5_*`` variable, which beats the standard ``OTEL_*`` variable, which beats the
+    ``telemetry`` section of the file named by ``TTBT5_CONFIG_FILE``, which beats the
+    default. Invalid values raise ``ConfigError`` naming the option and its source.
+
+    Idempotent: a second call returns the first handle and installs nothing twice. When
+    OpenTelemetry providers were already installed by someone else (an auto-instrumentation
+    agent, a test fixture), they are reused and only the logging bridge and instrumentation
+    are added. Telemetry is flushed at interpreter exit within ``shutdown_timeout`` seconds.
+    """
+    global _current, _fork_hook_registered  # noqa: PLW0603 - one telemetry setup per process
+    with _init_lock:
+        if _current is not None and not _current.is_shut_down:
+            if options:
+                _guard.warn_once(
+                    "init-twice",
+                    "ttbt5_otel.init() was already called; options of later calls are ignored",
+                )
+            return _current
+        config = load_settings(telemetry=options).telemetry
+        configure_scrubber(config.scrub_patterns, config.scrub_allow)
+        set_default_cardinality_limit(config.metric_cardinality_limit)
+        if _foreign_providers_installed():
+            telemetry = Telemetry(config=config, providers=None)
+            _LOG.info("OpenTelemetry providers already installed; ttbt5_otel reuses them")
+        else:
+            telemetry = _build(config)
+            assert telemetry.providers is not None
+            _install_globals(telemetry.providers)
+        _start_extras(telemetry)
+        _current = telemetry
+        if not _fork_hook_registered:
+            os.register_at_fork(after_in_child=_after_fork_in_child)
+            atexit.register(_at_exit)
+            _fork_hook_registered = True
+        return telemetry
+
+
+def current_telemetry() -> Telemetry | None:
+    """The handle of the active ``init()``, if any."""
+    return _current
+
+
+def shutdown(timeout: float | None = None) -> None:
+    """Flush and close the telemetry set up by ``init()``; a no-op without it."""
+    if _current is not None:
+        _current.shutdown(timeout)
+
+
+def force_flush(timeout: float | None = None) -> bool:
+    """Export everything buffered by the telemetry set up by ``init()``."""
+    return True if _current is None else _current.force_flush(timeout)

@@ -1,0 +1,231 @@
+"""Stdlib logging → OpenTelemetry log records, and the structured logger.
+
+One bridge handler sits on the root logger, so a record becomes exactly one OTel log record
+however many of the user's own handlers also print it. Context bound with
+``StructuredLogger.bind`` lives in a ``ContextVar``: it follows the asyncio task (and threads
+started with a copied context) and never leaks into sibling tasks.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+import traceback
+from collections.abc import Mapping
+from types import MappingProxyType, TracebackType
+from typing import Any, Final, Self
+
+from opentelemetry._logs import SeverityNumber
+
+from ttbt5_otel._core.attributes import attribute_value
+from ttbt5_otel._core.guard import internal_error
+from ttbt5_otel._core.otel import otel_logger
+
+FIELDS_ATTR: Final = "ttbt5_fields"
+_EMPTY: Final[Mapping[str, Any]] = MappingProxyType({})
+_bound: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
+    "ttbt5_log_context", default=_EMPTY
+)
+_reentry = threading.local()
+
+_SEVERITY: Final = (
+    (logging.CRITICAL, SeverityNumber.FATAL),
+    (logging.ERROR, SeverityNumber.ERROR),
+    (logging.WARNING, SeverityNumber.WARN),
+    (logging.INFO, SeverityNumber.INFO),
+    (logging.DEBUG, SeverityNumber.DEBUG),
+)
+_STANDARD_RECORD_KEYS: Final = frozenset(
+    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys()
+) | {"message", "asctime", "taskName", FIELDS_ATTR}
+# The SDK's own loggers report export failures; bridging them would feed an outage back
+# into the exporter that is failing.
+_SKIP_PREFIXES: Final = ("opentelemetry", "grpc", "urllib3")
+
+
+def severity_of(levelno: int) -> SeverityNumber:
+    """OpenTelemetry severity number for a stdlib level."""
+    for threshold, severity in _SEVERITY:
+        if levelno >= threshold:
+            return severity
+    return SeverityNumber.TRACE
+
+
+def bound_context() -> Mapping[str, Any]:
+    """Fields bound in the current context with ``StructuredLogger.bind``."""
+    return _bound.get()
+
+
+class OTelLogHandler(logging.Handler):
+    """Turns stdlib log records into OTel log records correlated with the current span."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Emit ``record`` as an OTel log record; never raises into the logging call."""
+        if record.name.startswith(_SKIP_PREFIXES) or getattr(_reentry, "active", False):
+            return
+        _reentry.active = True
+        try:
+            otel_logger().emit(
+                timestamp=int(record.created * 1e9),
+                severity_number=severity_of(record.levelno),
+                severity_text=record.levelname,
+                body=record.getMessage(),
+                attributes=self._attributes(record),
+            )
+        except Exception as exc:
+            internal_error("logging bridge", exc)
+        finally:
+            _reentry.active = False
+
+    @staticmethod
+    def _attributes(record: logging.LogRecord) -> dict[str, Any]:
+        attributes: dict[str, Any] = {
+            key: attribute_value(value) for key, value in _bound.get().items()
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD_RECORD_KEYS:
+                attributes[key] = attribute_value(value)
+        fields = getattr(record, FIELDS_ATTR, None)
+        if fields:
+            attributes.update({k: attribute_value(v) for k, v in fields.items()})
+        attributes["logger.name"] = record.name
+        attributes["code.function.name"] = record.funcName
+        attributes["code.file.path"] = record.pathname
+        attributes["code.line.number"] = record.lineno
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            attributes["exception.type"] = type(exc).__qualname__
+            attributes["exception.message"] = str(exc)
+            attributes["exception.stacktrace"] = "".join(
+                traceback.format_exception(type(exc), exc, exc.__traceback__)
+            )
+        return attributes
+
+
+def install_bridge(level: str) -> OTelLogHandler | None:
+    """Attach the bridge to the root logger once; returns the handler it attached, if any."""
+    root = logging.getLogger()
+    for handler in root.handlers:
+        if isinstance(handler, OTelLogHandler):
+            return None
+        if (
+            type(handler).__name__ == "LoggingHandler"
+            and "opentelemetry" in type(handler).__module__
+        ):
+            # Someone already bridges logging to OTel; a second bridge would duplicate records.
+            return None
+    handler = OTelLogHandler(level=logging.getLevelName(level))
+    if not root.handlers and root.level > handler.level:
+        # Unconfigured logging prints only WARNING+ through the last-resort handler whatever
+        # the root level is, so lowering it changes no console output, only what is exported.
+        root.setLevel(handler.level)
+    root.addHandler(handler)
+    return handler
+
+
+def remove_bridge(handler: OTelLogHandler | None) -> None:
+    """Detach a handler attached by ``install_bridge``."""
+    if handler is not None:
+        logging.getLogger().removeHandler(handler)
+
+
+class Binding:
+    """Fields bound into the current context; a context manager restores what was before."""
+
+    __slots__ = ("_token",)
+
+    def __init__(self, token: contextvars.Token[Mapping[str, Any]]) -> None:
+        """Remember how to undo the binding."""
+        self._token = token
+
+    def __enter__(self) -> Self:
+        """Use the binding for the ``with`` block only."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Restore the fields bound before."""
+        _bound.reset(self._token)
+
+
+class StructuredLogger:
+    """A stdlib logger whose keyword fields become log attributes.
+
+    ``logger.info("charged", order_id=o.id, amount=12.5)`` logs "charged" with ``order_id``
+    and ``amount`` as attributes of the OTel log record (and as ``record.ttbt5_fields`` for
+    stdlib formatters). ``bind(**fields)`` adds fields to every record logged afterwards in
+    the current context, by any logger.
+    """
+
+    __slots__ = ("_fields", "logger")
+
+    def __init__(self, logger: logging.Logger, fields: Mapping[str, Any] | None = None) -> None:
+        """Wrap ``logger``; ``fields`` are added to every record of this instance."""
+        self.logger = logger
+        self._fields: Mapping[str, Any] = dict(fields or {})
+
+    @property
+    def name(self) -> str:
+        """Name of the underlying stdlib logger."""
+        return self.logger.name
+
+    def bind(self, **fields: Any) -> Binding:
+        """Bind ``fields`` in the current context; ``with logger.bind(...):`` scopes it."""
+        return Binding(_bound.set({**_bound.get(), **fields}))
+
+    def unbind(self, *keys: str) -> None:
+        """Remove ``keys`` from the fields bound in the current context."""
+        current = _bound.get()
+        _bound.set({k: v for k, v in current.items() if k not in keys})
+
+    def with_fields(self, **fields: Any) -> StructuredLogger:
+        """A logger adding ``fields`` to each of its records (nothing bound globally)."""
+        return StructuredLogger(self.logger, {**self._fields, **fields})
+
+    def _log(
+        self, level: int, msg: str, args: tuple[Any, ...], fields: dict[str, Any], exc: bool
+    ) -> None:
+        if not self.logger.isEnabledFor(level):
+            return
+        merged = {**self._fields, **fields} if self._fields else fields
+        self.logger.log(
+            level, msg, *args, extra={FIELDS_ATTR: merged}, exc_info=exc or None, stacklevel=3
+        )
+
+    def debug(self, msg: str, *args: Any, **fields: Any) -> None:
+        """Log at DEBUG with ``fields`` as attributes."""
+        self._log(logging.DEBUG, msg, args, fields, exc=False)
+
+    def info(self, msg: str, *args: Any, **fields: Any) -> None:
+        """Log at INFO with ``fields`` as attributes."""
+        self._log(logging.INFO, msg, args, fields, exc=False)
+
+    def warning(self, msg: str, *args: Any, **fields: Any) -> None:
+        """Log at WARNING with ``fields`` as attributes."""
+        self._log(logging.WARNING, msg, args, fields, exc=False)
+
+    def error(self, msg: str, *args: Any, **fields: Any) -> None:
+        """Log at ERROR with ``fields`` as attributes."""
+        self._log(logging.ERROR, msg, args, fields, exc=False)
+
+    def exception(self, msg: str, *args: Any, **fields: Any) -> None:
+        """Log at ERROR with the exception being handled and ``fields`` as attributes."""
+        self._log(logging.ERROR, msg, args, fields, exc=True)
+
+    def critical(self, msg: str, *args: Any, **fields: Any) -> None:
+        """Log at CRITICAL with ``fields`` as attributes."""
+        self._log(logging.CRITICAL, msg, args, fields, exc=False)
+
+    def log(self, level: int, msg: str, *args: Any, **fields: Any) -> None:
+        """Log at ``level`` with ``fields`` as attributes."""
+        self._log(level, msg, args, fields, exc=False)
+
+
+def get_logger(name: str) -> StructuredLogger:
+    """A ``StructuredLogger`` over ``logging.getLogger(name)``."""
+    return StructuredLogger(logging.getLogger(name))
