@@ -14,23 +14,20 @@ The file has one table per section::
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import tomllib
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 from ttbt5_otel._exceptions import ConfigError
 from ttbt5_otel._sdk.config import TelemetryConfig, resolve_config
+from ttbt5_otel._sdk.config_file import CONFIG_FILE_VARIABLE, read_config_file, telemetry_section
 from ttbt5_otel._sdk.typecheck import check_value
 
 if TYPE_CHECKING:
     from ttbt5_otel._cache import HierarchicalCache
 
-CONFIG_FILE_VARIABLE: Final = "TTBT5_CONFIG_FILE"
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
@@ -147,45 +144,6 @@ def env_variable(section: str, name: str) -> str:
     return f"{_ENV_PREFIX[section]}{name.upper()}"
 
 
-def _parse_text(text: str, suffix: str, source: str) -> Any:
-    if suffix == ".json":
-        return json.loads(text)
-    if suffix == ".toml":
-        return tomllib.loads(text)
-    if suffix in (".yaml", ".yml"):
-        try:
-            import yaml  # noqa: PLC0415 - optional extra
-        except ImportError:
-            msg = f"{source} is YAML; install the 'yaml' extra (pip install ttbt5-otel[yaml])"
-            raise ConfigError(CONFIG_FILE_VARIABLE, msg) from None
-        return yaml.safe_load(text) or {}
-    msg = f"{source}: unsupported file type {suffix!r} (use .json, .toml, .yaml)"
-    raise ConfigError(CONFIG_FILE_VARIABLE, msg)
-
-
-def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Parse a JSON, TOML or YAML settings file into a dict of sections."""
-    file = Path(path)
-    source = str(file)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(CONFIG_FILE_VARIABLE, f"cannot read {source}: {exc.strerror}") from None
-    try:
-        data = _parse_text(text, file.suffix.lower(), source)
-    except (ValueError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(CONFIG_FILE_VARIABLE, f"{source} is not valid: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(CONFIG_FILE_VARIABLE, f"{source} must hold a table of sections")
-    allowed = {"telemetry", *_SECTIONS}
-    for key, value in data.items():
-        if key not in allowed:
-            raise ConfigError(key, f"unknown section; known: {', '.join(sorted(allowed))}", source)
-        if not isinstance(value, dict):
-            raise ConfigError(key, "must be a table of settings", source)
-    return data
-
-
 def _resolve_section(
     section: str,
     explicit: Mapping[str, Any],
@@ -254,19 +212,15 @@ def load_settings(
     if unknown:
         raise ConfigError(unknown[0], "unknown section", "argument")
     path = config_file or environ.get(CONFIG_FILE_VARIABLE) or None
-    data = read_config_file(path) if path else {}
+    data = read_config_file(path, allowed_sections=("telemetry", *_SECTIONS)) if path else {}
     source = str(path) if path else "config file"
-    file_telemetry = dict(data.get("telemetry", {}))
     file_logging = dict(data.get("logging", {}))
-    if "level" in file_logging:
-        # The log level is a telemetry setting (the bridge's threshold); the file may keep it
-        # under "logging" where people look for it.
-        file_telemetry.setdefault("log_level", file_logging.pop("level"))
+    file_logging.pop("level", None)
     explicit_logging = dict(sections.get("logging", {}))
     explicit_telemetry = dict(sections.get("telemetry", {}))
     if "level" in explicit_logging:
         explicit_telemetry.setdefault("log_level", explicit_logging.pop("level"))
-    telemetry = resolve_config(explicit_telemetry, environ, file_telemetry, source)
+    telemetry = resolve_config(explicit_telemetry, environ, telemetry_section(data), source)
     resolved = {
         name: _resolve_section(
             name,

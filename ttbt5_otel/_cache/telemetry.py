@@ -3,15 +3,14 @@
 An OpenTelemetry ``counter.add`` costs more than an in-memory cache lookup, so every cache
 level keeps its request and eviction counts as plain integers in a ``Counts`` object. One
 module-level observable instrument per metric name reports the counts of every live cache
-(a ``weakref.WeakSet``) when metrics are collected. When a cache is garbage collected its
-totals move to a retired table, so the reported counters never go backwards. Only the
+when metrics are collected (``ObservedCounts``). When a cache is garbage collected its
+totals stay in the reported sums, so the counters never go backwards. Only the
 remote levels (L2, disk) record ``ttbt5.cache.operation.duration`` directly: their
 operations cost far more than a histogram update.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable
@@ -23,8 +22,10 @@ from opentelemetry.metrics import (
     ObservableUpDownCounter,
     Observation,
 )
+from opentelemetry.util.types import AttributeValue
 
 from ttbt5_otel._core.guard import internal_error
+from ttbt5_otel._core.observed import ObservedCounts
 from ttbt5_otel._core.otel import Lazy, meter
 from ttbt5_otel._signals.metrics import histogram
 
@@ -81,66 +82,30 @@ class Observed(Protocol):
         ...
 
 
+def _request_attributes(key: tuple[str, str, str]) -> dict[str, AttributeValue]:
+    return {"cache.name": key[0], "cache.level": key[1], "cache.result": key[2]}
+
+
+def _eviction_attributes(key: tuple[str, str, str]) -> dict[str, AttributeValue]:
+    return {"cache.name": key[0], "cache.level": key[1], "cache.eviction.reason": key[2]}
+
+
+def _coalesced_attributes(key: str) -> dict[str, AttributeValue]:
+    return {"cache.name": key}
+
+
+_requests: ObservedCounts[tuple[str, str, str]] = ObservedCounts(_request_attributes)
+_evictions: ObservedCounts[tuple[str, str, str]] = ObservedCounts(_eviction_attributes)
+_coalesced: ObservedCounts[str] = ObservedCounts(_coalesced_attributes)
+# Only the entries gauge reads live levels; it reports nothing for a collected cache.
 _live: weakref.WeakSet[Counts] = weakref.WeakSet()
-_retired: dict[tuple[str, str | None], dict[str, int]] = {}
-_lock = threading.Lock()
-
-
-def _retire(counts: Counts) -> None:
-    with _lock:
-        _live.discard(counts)
-        totals = _retired.setdefault((counts.name, counts.level), dict.fromkeys(_FIELDS, 0))
-        for field, value in counts.snapshot().items():
-            totals[field] += value
-
-
-def _totals() -> dict[tuple[str, str | None], dict[str, int]]:
-    with _lock:
-        totals = {key: dict(values) for key, values in _retired.items()}
-        live = list(_live)
-    for counts in live:
-        into = totals.setdefault((counts.name, counts.level), dict.fromkeys(_FIELDS, 0))
-        for field, value in counts.snapshot().items():
-            into[field] += value
-    return totals
-
-
-def _observe_requests(options: CallbackOptions) -> Iterable[Observation]:
-    del options
-    return [
-        Observation(values[field], {"cache.name": name, "cache.level": level, "cache.result": r})
-        for (name, level), values in _totals().items()
-        if level is not None
-        for field, r in (("hits", "hit"), ("misses", "miss"), ("errors", "error"))
-    ]
-
-
-def _observe_evictions(options: CallbackOptions) -> Iterable[Observation]:
-    del options
-    return [
-        Observation(
-            values[reason],
-            {"cache.name": name, "cache.level": level, "cache.eviction.reason": reason},
-        )
-        for (name, level), values in _totals().items()
-        if level is not None
-        for reason in REASONS
-    ]
-
-
-def _observe_coalesced(options: CallbackOptions) -> Iterable[Observation]:
-    del options
-    return [
-        Observation(values["coalesced"], {"cache.name": name})
-        for (name, level), values in _totals().items()
-        if level is None
-    ]
+_RESULTS: Final = (("hits", "hit"), ("misses", "miss"), ("errors", "error"))
 
 
 def _observe_entries(options: CallbackOptions) -> Iterable[Observation]:
     del options
     sums: dict[tuple[str, str], int] = {}
-    for counts in list(_live):
+    for counts in list(_live):  # a WeakSet copy; levels come and go on other threads
         if counts.level is None or counts.entries is None:
             continue
         try:
@@ -167,14 +132,14 @@ def _create() -> _Observables:
     current = meter()
     return (
         current.create_observable_counter(
-            REQUESTS, [_observe_requests], unit="{request}", description="Cache lookups by result."
+            REQUESTS, [_requests.observe], unit="{request}", description="Cache lookups by result."
         ),
         current.create_observable_counter(
-            EVICTIONS, [_observe_evictions], unit="{eviction}", description="Cache evictions."
+            EVICTIONS, [_evictions.observe], unit="{eviction}", description="Cache evictions."
         ),
         current.create_observable_counter(
             COALESCED,
-            [_observe_coalesced],
+            [_coalesced.observe],
             unit="{request}",
             description="Callers that joined an in-flight load instead of loading again.",
         ),
@@ -197,10 +162,26 @@ def ensure_instruments() -> None:
 
 
 def track(owner: object, counts: Counts) -> None:
-    """Report ``counts`` while ``owner`` lives, and keep its totals after it is gone."""
-    with _lock:
-        _live.add(counts)
-    weakref.finalize(owner, _retire, counts)
+    """Report ``counts`` while ``owner`` lives, and keep its totals after it is gone.
+
+    Name and level are read at collection time: a cache names its levels after creating them.
+    """
+    if counts.level is None:
+        _coalesced.track(owner, lambda: [(counts.name, counts.coalesced)])
+        ensure_instruments()
+        return
+
+    def requests() -> list[tuple[tuple[str, str, str], int]]:
+        name, level = counts.name, str(counts.level)
+        return [((name, level, result), getattr(counts, f)) for f, result in _RESULTS]
+
+    def evictions() -> list[tuple[tuple[str, str, str], int]]:
+        name, level = counts.name, str(counts.level)
+        return [((name, level, reason), getattr(counts, reason)) for reason in REASONS]
+
+    _requests.track(owner, requests)
+    _evictions.track(owner, evictions)
+    _live.add(counts)
     ensure_instruments()
 
 

@@ -124,7 +124,7 @@ class CircuitBreaker(BreakerCore):
                     name,
                 )
             _registry[name] = self
-        track(self)
+        track(self, self._counts)
 
     # -- registry and inspection -----------------------------------------------------------
     @staticmethod

@@ -1,8 +1,9 @@
 """Metrics, span events and logs of circuit breakers.
 
 Calls through a breaker are hot, so each breaker keeps its call counts as plain integers and
-one module-level observable counter reports the counts of every live breaker at collection
-time. Transitions are rare and go through an ordinary counter.
+one observable counter (``ObservedCounts``) reports them at collection time, keeping the
+counts of collected breakers so the counter never goes backwards. Transitions are rare and
+go through an ordinary counter.
 """
 
 from __future__ import annotations
@@ -10,14 +11,16 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from typing import Final, Protocol
 
 from opentelemetry import trace
 from opentelemetry.metrics import CallbackOptions, ObservableCounter, ObservableGauge, Observation
+from opentelemetry.util.types import AttributeValue
 
 from ttbt5_otel._core.guard import internal_error
+from ttbt5_otel._core.observed import ObservedCounts
 from ttbt5_otel._core.otel import Lazy, meter
 from ttbt5_otel._signals.metrics import counter
 
@@ -52,11 +55,6 @@ class Observed(Protocol):
         """The current state."""
         ...
 
-    @property
-    def calls(self) -> Mapping[str, int]:
-        """Calls so far by result (``success``/``failure``/``ignored``/``rejected``)."""
-        ...
-
 
 _live: weakref.WeakSet[Observed] = weakref.WeakSet()
 # Collection runs on the exporter's thread; copying the set while another thread adds to it
@@ -83,18 +81,13 @@ def _observe_state(options: CallbackOptions) -> Iterable[Observation]:
     ]
 
 
-def _observe_calls(options: CallbackOptions) -> Iterable[Observation]:
-    del options
-    # Two live breakers sharing a name would report one attribute set twice: add them up.
-    totals: dict[tuple[str, str], int] = {}
-    for breaker in _live_breakers():
-        for result, count in breaker.calls.items():
-            key = (breaker.name, result)
-            totals[key] = totals.get(key, 0) + count
-    return [
-        Observation(count, {"circuit_breaker.name": name, "result": result})
-        for (name, result), count in totals.items()
-    ]
+def _call_attributes(key: tuple[str, str]) -> dict[str, AttributeValue]:
+    name, result = key
+    return {"circuit_breaker.name": name, "result": result}
+
+
+# Two live breakers sharing a name report one attribute set: their counts are added up.
+_calls: ObservedCounts[tuple[str, str]] = ObservedCounts(_call_attributes)
 
 
 def _create_observables() -> tuple[ObservableGauge, ObservableCounter]:
@@ -110,7 +103,7 @@ def _create_observables() -> tuple[ObservableGauge, ObservableCounter]:
         ),
         current.create_observable_counter(
             CALLS,
-            [_observe_calls],
+            [_calls.observe],
             unit="{call}",
             description="Calls through circuit breakers, by result.",
         ),
@@ -131,10 +124,16 @@ def ensure_instruments() -> None:
         internal_error("circuit breaker instruments", exc)
 
 
-def track(breaker: Observed) -> None:
-    """Report ``breaker`` in the observable metrics for as long as it lives."""
+def track(breaker: Observed, counts: Sequence[int]) -> None:
+    """Report ``breaker``'s state while it lives and its call ``counts`` (by ``RESULTS``) ever.
+
+    ``counts`` is the breaker's own list, read at collection time; once the breaker is
+    collected its last counts stay in the reported totals.
+    """
     with _live_lock:
         _live.add(breaker)
+    name = breaker.name
+    _calls.track(breaker, lambda: [((name, r), c) for r, c in zip(RESULTS, counts, strict=True)])
     ensure_instruments()
 
 

@@ -1,25 +1,25 @@
 """Metrics and span events of ``retry``.
 
 An SDK counter ``add`` costs microseconds, as much as a fast retried call itself, so call
-outcomes are counted as plain integers, one per attribute set, and reported by one observable
-counter at collection time. The totals are module-level rather than per decorated function:
-functions decorated on the fly (a closure per request) would otherwise take their counts
-with them when collected. The attempts histogram has no observable form and stays synchronous.
+outcomes are counted as plain integers (``ObservedCounts``), one per attribute set, and
+reported by one observable counter at collection time, under the process cardinality
+limit. The totals are module-level rather than per decorated function: functions decorated
+on the fly (a closure per request) would otherwise take their counts with them. The
+attempts histogram has no observable form and stays synchronous.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterable
 from typing import Any, Final
 
 from opentelemetry import trace
-from opentelemetry.metrics import CallbackOptions, Histogram, ObservableCounter, Observation
+from opentelemetry.metrics import Histogram, ObservableCounter
+from opentelemetry.util.types import AttributeValue
 
-from ttbt5_otel._core.guard import internal_error, warn_once
+from ttbt5_otel._core.guard import internal_error
+from ttbt5_otel._core.limits import RETRY_ATTEMPT_BUCKETS
+from ttbt5_otel._core.observed import ObservedCounts
 from ttbt5_otel._core.otel import Lazy, meter
-from ttbt5_otel._sdk.providers import RETRY_ATTEMPT_BUCKETS
-from ttbt5_otel._signals.metrics import DEFAULT_CARDINALITY_LIMIT, OVERFLOW_ATTRIBUTES
 
 CALLS: Final = "ttbt5.retry.calls"
 ATTEMPTS: Final = "ttbt5.retry.attempts"
@@ -31,50 +31,22 @@ FAILED_WITH_RETRY: Final = "failed_with_retry"
 
 _Key = tuple[str, str, str]
 """(retry.name, retry.outcome, error.type or "" on success)."""
-_OVERFLOW: Final[_Key] = ("", "", "")
-_totals: dict[_Key, int] = {}
-_lock = threading.Lock()
 
 
-def _count(key: _Key) -> None:
-    with _lock:
-        total = _totals.get(key)
-        if total is not None:
-            _totals[key] = total + 1
-        elif len(_totals) < DEFAULT_CARDINALITY_LIMIT:
-            _totals[key] = 1
-        else:
-            _totals[_OVERFLOW] = _totals.get(_OVERFLOW, 0) + 1
-            warn_once(
-                f"overflow:{CALLS}",
-                "metric %s exceeded %d attribute sets; further new sets are recorded as "
-                "otel.metric.overflow=true",
-                CALLS,
-                DEFAULT_CARDINALITY_LIMIT,
-            )
-
-
-def _attributes(key: _Key) -> dict[str, Any]:
-    if key == _OVERFLOW:
-        return dict(OVERFLOW_ATTRIBUTES or {})
+def _attributes(key: _Key) -> dict[str, AttributeValue]:
     name, outcome, error = key
-    attributes = {"retry.name": name, "retry.outcome": outcome}
+    attributes: dict[str, AttributeValue] = {"retry.name": name, "retry.outcome": outcome}
     if error:
         attributes["error.type"] = error
     return attributes
 
 
-def _observe_calls(options: CallbackOptions) -> Iterable[Observation]:
-    del options
-    with _lock:
-        totals = list(_totals.items())
-    return [Observation(total, _attributes(key)) for key, total in totals]
-
+_counts: ObservedCounts[_Key] = ObservedCounts(_attributes)
 
 _calls: Lazy[ObservableCounter] = Lazy(
     lambda: meter().create_observable_counter(
         CALLS,
-        [_observe_calls],
+        [_counts.observe],
         unit="{call}",
         description="Calls of retried functions, by outcome.",
     )
@@ -104,14 +76,14 @@ class RetryTelemetry:
 
     def succeeded(self, attempts: int) -> None:
         """One call returned after ``attempts`` attempts."""
-        _count(self._ok[attempts > 1])
+        _counts.add(self._ok[attempts > 1])
         _attempts.get().record(attempts, self._name_only)
 
     def failed(self, attempts: int, error: str) -> None:
         """One call raised ``error`` (a class name) after ``attempts`` attempts."""
         _calls.get()
         outcome = FAILED_WITH_RETRY if attempts > 1 else FAILED_WITHOUT_RETRY
-        _count((self.name, outcome, error))
+        _counts.add((self.name, outcome, error))
         _attempts.get().record(attempts, self._name_only)
 
     def attempt_failed(self, number: int, exc: BaseException | None, sleep: float | None) -> None:

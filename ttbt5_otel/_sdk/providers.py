@@ -41,17 +41,10 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio
 from opentelemetry.util.types import Attributes
 
+from ttbt5_otel._core.limits import DURATION_BUCKETS_SECONDS, RETRY_ATTEMPT_BUCKETS
 from ttbt5_otel._core.scrub import REDACTED, active_scrubber
 from ttbt5_otel._sdk.config import TelemetryConfig
 from ttbt5_otel._version import __version__
-
-# Seconds-scale buckets: sub-millisecond cache hits up to slow remote calls.
-DURATION_BUCKETS_SECONDS: tuple[float, ...] = (
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-)  # fmt: skip
-# Attempts per retried call: small integers, so the default millisecond-scale buckets of the
-# SDK would put nearly everything into the first few buckets.
-RETRY_ATTEMPT_BUCKETS: tuple[float, ...] = (1, 2, 3, 4, 5, 7, 10)
 
 
 def new_instance_id() -> str:

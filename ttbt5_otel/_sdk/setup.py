@@ -21,12 +21,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.util.types import Attributes
 
-from ttbt5_otel._app.settings import load_settings
 from ttbt5_otel._core import guard as _guard
+from ttbt5_otel._core.limits import set_cardinality_limit
 from ttbt5_otel._core.otel import bump_generation, meter
 from ttbt5_otel._core.scrub import configure_scrubber
 from ttbt5_otel._sdk import exporters as _exporters
-from ttbt5_otel._sdk.config import TelemetryConfig
+from ttbt5_otel._sdk.config import TelemetryConfig, resolve_config
+from ttbt5_otel._sdk.config_file import file_telemetry
 from ttbt5_otel._sdk.providers import (
     Providers,
     ScrubbingSpanExporter,
@@ -37,7 +38,6 @@ from ttbt5_otel._sdk.providers import (
 from ttbt5_otel._sdk.quiet import quiet_sdk_warnings
 from ttbt5_otel._sdk.runtime import register_runtime_metrics
 from ttbt5_otel._signals.logger import OTelLogHandler, install_bridge, remove_bridge
-from ttbt5_otel._signals.metrics import set_default_cardinality_limit
 
 _LOG = logging.getLogger("ttbt5_otel")
 
@@ -270,9 +270,10 @@ def init(**options: Any) -> Telemetry:
                     "ttbt5_otel.init() was already called; options of later calls are ignored",
                 )
             return _current
-        config = load_settings(telemetry=options).telemetry
+        file_values, file_source = file_telemetry(os.environ)
+        config = resolve_config(options, os.environ, file_values, file_source)
         configure_scrubber(config.scrub_patterns, config.scrub_allow)
-        set_default_cardinality_limit(config.metric_cardinality_limit)
+        set_cardinality_limit(config.metric_cardinality_limit)
         if _foreign_providers_installed():
             telemetry = Telemetry(config=config, providers=None)
             _LOG.info("OpenTelemetry providers already installed; ttbt5_otel reuses them")

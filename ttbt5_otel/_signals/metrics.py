@@ -23,24 +23,14 @@ from opentelemetry.util.types import Attributes
 
 from ttbt5_otel._core.attributes import attributes_of
 from ttbt5_otel._core.guard import internal_error, warn_once
+from ttbt5_otel._core.limits import OVERFLOW_ATTRIBUTES, cardinality_limit
 from ttbt5_otel._core.otel import Lazy, _State, current_generation, meter
 from ttbt5_otel._core.scrub import active_scrubber
 from ttbt5_otel._core.wrap import RERAISE, code_attributes, wrap
 
 P = ParamSpec("P")
 R = TypeVar("R")
-OVERFLOW_ATTRIBUTES: Final[Attributes] = {"otel.metric.overflow": True}
-DEFAULT_CARDINALITY_LIMIT: Final = 2000
 _NONE_KEY: Final = ()
-
-
-class _Limits:
-    default = DEFAULT_CARDINALITY_LIMIT
-
-
-def set_default_cardinality_limit(limit: int) -> None:
-    """Limit of every instrument without its own (``init`` sets it from its config)."""
-    _Limits.default = limit
 
 
 class AttributeLimiter:
@@ -63,7 +53,7 @@ class AttributeLimiter:
     @property
     def limit(self) -> int:
         """The number of distinct attribute sets admitted before overflow."""
-        return _Limits.default if self._limit is None else self._limit
+        return cardinality_limit() if self._limit is None else self._limit
 
     def resolve(self, attributes: Mapping[str, Any] | None) -> Attributes:
         """The attribute set to record for ``attributes``."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, overload
 
@@ -156,17 +157,21 @@ class SpanScope:
     """A span as ``with``, ``async with`` or decorator; returned by ``span()``.
 
     Each ``with`` block opens its own span and yields it, so attributes can be added. Used
-    as a decorator, every call of the function gets its own span.
+    as a decorator, every call of the function gets its own span. One object may be entered
+    by many tasks or threads at once: the open spans live in a ``ContextVar``, so each
+    block ends the span it started.
     """
 
-    __slots__ = ("_attributes", "_kind", "_name", "_stack")
+    __slots__ = ("_attributes", "_kind", "_name", "_open")
 
     def __init__(self, name: str, kind: SpanKind, attributes: dict[str, AttributeValue]) -> None:
         """Describe the span to open; nothing starts until entered or called."""
         self._name = name
         self._kind = kind
         self._attributes = attributes
-        self._stack: list[tuple[Span, object]] = []
+        self._open: ContextVar[tuple[tuple[Span, object], ...]] = ContextVar(
+            f"ttbt5_span_{name}", default=()
+        )
 
     def __enter__(self) -> Span:
         """Start the span and make it current."""
@@ -176,7 +181,7 @@ class SpanScope:
         except Exception as exc:
             internal_error(f"span({self._name})", exc)
             return trace.INVALID_SPAN
-        self._stack.append((current, token))
+        self._open.set((*self._open.get(), (current, token)))
         return current
 
     def __exit__(
@@ -186,9 +191,11 @@ class SpanScope:
         tb: TracebackType | None,
     ) -> None:
         """End the span; an exception is recorded and keeps propagating."""
-        if not self._stack:
+        opened = self._open.get()
+        if not opened:
             return
-        current, token = self._stack.pop()
+        current, token = opened[-1]
+        self._open.set(opened[:-1])
         try:
             otel_context.detach(token)  # type: ignore[arg-type]
             if exc is not None:

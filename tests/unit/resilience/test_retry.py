@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from tenacity import RetryError, retry_if_result, stop_after_attempt, wait_fixed
 
+from ttbt5_otel._core.limits import set_cardinality_limit
 from ttbt5_otel._exceptions import CircuitOpenError
 from ttbt5_otel._resilience import retry_telemetry
 from ttbt5_otel._resilience.breaker import CircuitBreaker
@@ -492,9 +493,13 @@ def test_new_attribute_sets_past_the_limit_overflow(
     """Unbounded retry names or error types cannot grow the counts without limit."""
     fn = retry(name="known", sleep=Sleeps())(Flaky(0))
     fn()
-    monkeypatch.setattr(retry_telemetry, "DEFAULT_CARDINALITY_LIMIT", len(retry_telemetry._totals))
-    fn()
-    retry(name="one-too-many", sleep=Sleeps())(Flaky(0))()
+    # What init(metric_cardinality_limit=N) sets: no room for one more attribute set.
+    set_cardinality_limit(len(retry_telemetry._counts.totals()))
+    try:
+        fn()
+        retry(name="one-too-many", sleep=Sleeps())(Flaky(0))()
+    finally:
+        set_cardinality_limit(2000)
     assert outcome(capture_telemetry, "known", "success_without_retry") == 2
     assert capture_telemetry.counter_value(CALLS, {"retry.name": "one-too-many"}) == 0
     assert capture_telemetry.counter_value(CALLS, {"otel.metric.overflow": True}) == 1

@@ -8,11 +8,11 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 
 import ttbt5_otel
 from ttbt5_otel import ConfigError
+from ttbt5_otel._core.limits import set_cardinality_limit
 from ttbt5_otel._sdk import setup as _setup
 from ttbt5_otel._sdk.config import resolve_config
 from ttbt5_otel._sdk.providers import ScrubbingSpanExporter, build_resource
 from ttbt5_otel._signals.logger import OTelLogHandler
-from ttbt5_otel._signals.metrics import DEFAULT_CARDINALITY_LIMIT, set_default_cardinality_limit
 
 
 @pytest.fixture
@@ -132,4 +132,19 @@ def test_cardinality_limit_setting_reaches_instruments_created_before_init(
         assert early.attribute_sets == 3
         assert capture_telemetry.counter_value("shop.early", {"otel.metric.overflow": True}) == 7
     finally:
-        set_default_cardinality_limit(DEFAULT_CARDINALITY_LIMIT)
+        set_cardinality_limit(2000)
+
+
+def test_cardinality_limit_setting_reaches_retry_outcomes(fresh_init, capture_telemetry):
+    overflow = {"otel.metric.overflow": True}
+    before = capture_telemetry.counter_value("ttbt5.retry.calls", overflow)
+    ttbt5_otel.init(metric_cardinality_limit=1, runtime_metrics=False)
+    try:
+        for user in range(10):
+            ttbt5_otel.retry(name=f"per-user-{user}", attempts=1)(lambda: None)()
+        assert capture_telemetry.counter_value("ttbt5.retry.calls", overflow) == before + 10
+        assert (
+            capture_telemetry.counter_value("ttbt5.retry.calls", {"retry.name": "per-user-3"}) == 0
+        )
+    finally:
+        set_cardinality_limit(2000)

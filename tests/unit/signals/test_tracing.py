@@ -261,3 +261,21 @@ def test_allowed_names_are_not_scrubbed():
         "tokens_used": 42,
         "api_key": REDACTED,
     }
+
+
+async def test_one_span_object_in_overlapping_tasks_ends_each_own_span(capture_telemetry):
+    """Two tasks entering the same ``span()`` object each end the span they started."""
+    shared = span("db")
+
+    async def query(seconds: float, label: str) -> None:
+        async with shared as current:
+            current.set_attribute("label", label)
+            await asyncio.sleep(seconds)
+
+    # The first to enter is the first to leave: a stack on the object would pop the wrong one.
+    await asyncio.gather(query(0.02, "fast"), query(0.20, "slow"))
+    durations = {
+        s.attributes["label"]: (s.end_time - s.start_time) / 1e9 for s in capture_telemetry.spans
+    }
+    assert durations["slow"] >= 0.20
+    assert durations["fast"] < 0.15

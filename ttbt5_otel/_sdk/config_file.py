@@ -1,0 +1,79 @@
+"""The settings file named by ``TTBT5_CONFIG_FILE``: JSON, TOML or YAML, one table per section.
+
+``init()`` reads only its ``telemetry`` section (and ``logging.level``, the bridge's
+threshold, which people look for under ``logging``); ``load_settings`` reads them all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from ttbt5_otel._exceptions import ConfigError
+
+CONFIG_FILE_VARIABLE: Final = "TTBT5_CONFIG_FILE"
+
+
+def _parse_text(text: str, suffix: str, source: str) -> Any:
+    if suffix == ".json":
+        return json.loads(text)
+    if suffix == ".toml":
+        return tomllib.loads(text)
+    if suffix in (".yaml", ".yml"):
+        try:
+            import yaml  # noqa: PLC0415 - optional extra
+        except ImportError:
+            msg = f"{source} is YAML; install the 'yaml' extra (pip install ttbt5-otel[yaml])"
+            raise ConfigError(CONFIG_FILE_VARIABLE, msg) from None
+        return yaml.safe_load(text) or {}
+    msg = f"{source}: unsupported file type {suffix!r} (use .json, .toml, .yaml)"
+    raise ConfigError(CONFIG_FILE_VARIABLE, msg)
+
+
+def read_config_file(
+    path: str | os.PathLike[str], allowed_sections: Iterable[str] = ("telemetry",)
+) -> dict[str, Any]:
+    """Parse a JSON, TOML or YAML settings file into a dict of sections."""
+    file = Path(path)
+    source = str(file)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(CONFIG_FILE_VARIABLE, f"cannot read {source}: {exc.strerror}") from None
+    try:
+        data = _parse_text(text, file.suffix.lower(), source)
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(CONFIG_FILE_VARIABLE, f"{source} is not valid: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(CONFIG_FILE_VARIABLE, f"{source} must hold a table of sections")
+    allowed = set(allowed_sections)
+    for key, value in data.items():
+        if key not in allowed:
+            raise ConfigError(key, f"unknown section; known: {', '.join(sorted(allowed))}", source)
+        if not isinstance(value, dict):
+            raise ConfigError(key, "must be a table of settings", source)
+    return data
+
+
+def telemetry_section(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The file's telemetry settings, with ``logging.level`` as ``log_level``."""
+    telemetry = dict(data.get("telemetry", {}))
+    logging_section = data.get("logging", {})
+    if "level" in logging_section:
+        telemetry.setdefault("log_level", logging_section["level"])
+    return telemetry
+
+
+def file_telemetry(environ: Mapping[str, str]) -> tuple[dict[str, Any], str]:
+    """The telemetry section of the file named in ``environ`` (empty without one)."""
+    path = environ.get(CONFIG_FILE_VARIABLE) or None
+    if not path:
+        return {}, "config file"
+    data = read_config_file(
+        path, allowed_sections=("telemetry", "logging", "cache", "monitoring", "retry")
+    )
+    return telemetry_section(data), path
