@@ -1,0 +1,110 @@
+"""The built wheel, installed into a fresh virtualenv with the pip ``venv`` ships.
+
+What users install is the wheel, not this tree: every subpackage and data file must be in
+it, its dependencies must resolve with an old pip as well as a new one, and the entry
+points (command, pytest plugin, distro) must work from ``site-packages``.
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.loopback import clean_env, free_port
+from tests.paths import REPO
+
+pytestmark = pytest.mark.integration
+SMOKE = Path(__file__).with_name("smoke_app.py")
+
+
+def _env() -> dict[str, str]:
+    env = clean_env()
+    for leaked in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME"):
+        env.pop(leaked, None)
+    return env
+
+
+def _run(argv: list[str], cwd: Path, timeout: float = 600) -> str:
+    result = subprocess.run(
+        argv, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout, check=False
+    )
+    assert result.returncode == 0, f"{argv} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(REPO)], out)
+    [built] = out.glob("ttbt5_otel-*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
+    """A venv made by ``python3 -m venv``, its pip left as shipped, with the wheel and extras."""
+    root = tmp_path_factory.mktemp("venv")
+    base = os.environ.get("TTBT5_BASE_PYTHON", sys._base_executable)
+    _run([base, "-m", "venv", str(root)], root)
+    python = root / "bin" / "python"
+    _run([str(python), "-m", "pip", "install", "-q", f"{wheel}[redis,disk,yaml]", "pytest"], root)
+    return root
+
+
+def test_wheel_holds_every_subpackage(wheel: Path) -> None:
+    import zipfile  # noqa: PLC0415
+
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for package in sorted(REPO.joinpath("ttbt5_otel").rglob("*.py")):
+        relative = package.relative_to(REPO).as_posix()
+        assert relative in names, f"{relative} is missing from {wheel.name}"
+    assert "ttbt5_otel/py.typed" in names
+
+
+def test_installed_package_works_outside_the_tree(venv: Path, tmp_path: Path) -> None:
+    output = _run([str(venv / "bin" / "python"), str(SMOKE), "--extras"], tmp_path)
+    for check in ("import", "traced", "cached", "breaker", "retry", "extras", "shutdown"):
+        assert f"ok {check}" in output, output
+    assert "site-packages" in output
+    assert "[span] add" in output  # the console exporter printed the span
+
+
+def test_installed_command_runs(venv: Path, tmp_path: Path) -> None:
+    output = _run([str(venv / "bin" / "ttbt5-otel"), "--version"], tmp_path)
+    assert output.strip()
+    doctor = subprocess.run(
+        [str(venv / "bin" / "ttbt5-otel"), "doctor", "--timeout", "1"],
+        cwd=tmp_path,
+        env={**_env(), "TTBT5_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "service_name" in doctor.stdout + doctor.stderr
+
+
+def test_installed_pytest_plugin_captures_telemetry(venv: Path, tmp_path: Path) -> None:
+    tmp_path.joinpath("test_user_app.py").write_text(
+        textwrap.dedent(
+            """
+            import ttbt5_otel
+
+            @ttbt5_otel.traced
+            def charge():
+                return 1
+
+            def test_charge(capture_telemetry):
+                charge()
+                assert capture_telemetry.span_names() == ["charge"]
+            """
+        ),
+        encoding="utf-8",
+    )
+    output = _run(
+        [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"], tmp_path
+    )
+    assert "1 passed" in output
