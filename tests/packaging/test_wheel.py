@@ -6,6 +6,7 @@ points (command, pytest plugin, distro) must work from ``site-packages``.
 """
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -37,8 +38,15 @@ def _run(argv: list[str], cwd: Path, timeout: float = 600) -> str:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Built from a copy: an in-tree build/ folder could carry stale modules into the wheel.
+    source = tmp_path_factory.mktemp("source")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, source / name)
+    shutil.copytree(
+        REPO / "ttbt5_otel", source / "ttbt5_otel", ignore=shutil.ignore_patterns("__pycache__")
+    )
     out = tmp_path_factory.mktemp("dist")
-    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(REPO)], out)
+    _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), "."], source)
     [built] = out.glob("ttbt5_otel-*.whl")
     return built
 
