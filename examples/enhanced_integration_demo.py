@@ -187,7 +187,7 @@ def pick_product() -> int:
 @monitor_performance(name="place_order")
 async def place_order(order_id: str, product_id: int, quantity: int) -> str:
     """Validate, price, reserve and charge one order."""
-    with log.bind(order_id=order_id):
+    with log.contextualize(order_id=order_id):
         Validator.validate_range(quantity, min_value=1, max_value=10, field="quantity")
         world.product_calls += 1
         item = await product(product_id)

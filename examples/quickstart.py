@@ -51,7 +51,7 @@ async def checkout(order_id: str, amount: float) -> str:
 
 
 async def main() -> None:
-    with log.bind(request_id="req-42"):
+    with log.contextualize(request_id="req-42"):
         print(await checkout("o-1", 25.0))
         print(await checkout("o-2", 750.0))
 

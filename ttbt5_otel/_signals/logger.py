@@ -1,9 +1,13 @@
 """Stdlib logging → OpenTelemetry log records, and the structured logger.
 
 One bridge handler sits on the root logger, so a record becomes exactly one OTel log record
-however many of the user's own handlers also print it. Context bound with
-``StructuredLogger.bind`` lives in a ``ContextVar``: it follows the asyncio task (and threads
-started with a copied context) and never leaks into sibling tasks.
+however many of the user's own handlers also print it.
+
+Fields follow the structlog and loguru conventions: ``log.bind(k=v)`` returns a new logger
+carrying them and changes nothing else; ``with log.contextualize(k=v):`` adds them to every
+record logged in the current context, by any logger. Contextualized fields live in a
+``ContextVar``: they follow the asyncio task (and threads started with a copied context) and
+never leak into sibling tasks.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ def severity_of(levelno: int) -> SeverityNumber:
 
 
 def bound_context() -> Mapping[str, Any]:
-    """Fields bound in the current context with ``StructuredLogger.bind``."""
+    """Fields added to the current context with ``StructuredLogger.contextualize``."""
     return _bound.get()
 
 
@@ -131,7 +135,11 @@ def remove_bridge(handler: OTelLogHandler | None) -> None:
 
 
 class Binding:
-    """Fields bound into the current context; a context manager restores what was before."""
+    """Fields added to the current context; leaving its ``with`` block restores what was before.
+
+    Returned by ``StructuredLogger.contextualize``. Without ``with`` the fields stay for the
+    rest of the current context (the request's task, say).
+    """
 
     __slots__ = ("_token",)
 
@@ -158,8 +166,9 @@ class StructuredLogger:
 
     ``logger.info("charged", order_id=o.id, amount=12.5)`` logs "charged" with ``order_id``
     and ``amount`` as attributes of the OTel log record (and as ``record.ttbt5_fields`` for
-    stdlib formatters). ``bind(**fields)`` adds fields to every record logged afterwards in
-    the current context, by any logger.
+    stdlib formatters). ``bind(**fields)`` returns a new logger adding ``fields`` to each of
+    its records; ``contextualize(**fields)`` adds them to every record logged in the current
+    context, by any logger.
     """
 
     __slots__ = ("_fields", "logger")
@@ -174,18 +183,31 @@ class StructuredLogger:
         """Name of the underlying stdlib logger."""
         return self.logger.name
 
-    def bind(self, **fields: Any) -> Binding:
-        """Bind ``fields`` in the current context; ``with logger.bind(...):`` scopes it."""
-        return Binding(_bound.set({**_bound.get(), **fields}))
+    @property
+    def fields(self) -> Mapping[str, Any]:
+        """The fields this logger adds to each of its records."""
+        return MappingProxyType(dict(self._fields))
 
-    def unbind(self, *keys: str) -> None:
-        """Remove ``keys`` from the fields bound in the current context."""
-        current = _bound.get()
-        _bound.set({k: v for k, v in current.items() if k not in keys})
+    def bind(self, **fields: Any) -> StructuredLogger:
+        """A new logger adding ``fields`` (and this one's) to each of its records.
 
-    def with_fields(self, **fields: Any) -> StructuredLogger:
-        """A logger adding ``fields`` to each of its records (nothing bound globally)."""
+        ``log = log.bind(order_id=7)``; this logger and the context are left unchanged.
+        """
         return StructuredLogger(self.logger, {**self._fields, **fields})
+
+    def unbind(self, *keys: str) -> StructuredLogger:
+        """A new logger without the bound fields ``keys``."""
+        return StructuredLogger(
+            self.logger, {k: v for k, v in self._fields.items() if k not in keys}
+        )
+
+    def contextualize(self, **fields: Any) -> Binding:
+        """Add ``fields`` to every record logged in the current context, by any logger.
+
+        ``with log.contextualize(request_id=rid): ...`` scopes them to the block; they follow
+        the asyncio task and tasks it starts, never its siblings.
+        """
+        return Binding(_bound.set({**_bound.get(), **fields}))
 
     def _log(
         self, level: int, msg: str, args: tuple[Any, ...], fields: dict[str, Any], exc: bool

@@ -32,9 +32,9 @@ def test_stdlib_record_becomes_one_otel_record_with_trace_ids(capture_telemetry)
     assert capture_telemetry.span_names() == ["place-order"]
 
 
-def test_structured_logger_fields_and_bind(capture_telemetry):
+def test_structured_logger_fields_and_contextualize(capture_telemetry):
     log = get_logger("shop.payments")
-    with log.bind(request_id="r-1"):
+    with log.contextualize(request_id="r-1"):
         log.info("charged", amount=12.5, currency="EUR")
     log.info("after")
     first, second = capture_telemetry.logs
@@ -42,16 +42,16 @@ def test_structured_logger_fields_and_bind(capture_telemetry):
     assert first.log_record.attributes["amount"] == 12.5
     assert (
         first.log_record.attributes["code.function.name"]
-        == "test_structured_logger_fields_and_bind"
+        == "test_structured_logger_fields_and_contextualize"
     )
     assert "request_id" not in second.log_record.attributes
 
 
-async def test_bound_context_follows_tasks_not_siblings(capture_telemetry):
+async def test_contextualized_fields_follow_tasks_not_siblings(capture_telemetry):
     log = get_logger("shop.tasks")
 
     async def handle(request_id: str) -> None:
-        log.bind(request_id=request_id)
+        log.contextualize(request_id=request_id)
         await asyncio.sleep(0)
         log.info("handled")
 
@@ -64,8 +64,24 @@ async def test_bound_context_follows_tasks_not_siblings(capture_telemetry):
     assert ids == ["a", "b"]
 
 
-def test_with_fields_and_exception(capture_telemetry):
-    log = get_logger("shop.db").with_fields(db="orders")
+def test_bind_returns_a_new_logger_and_changes_nothing_else(capture_telemetry):
+    """structlog/loguru convention: ``log.bind(k=v)`` is a new logger; chaining works."""
+    base = get_logger("shop.bind")
+    bound = base.bind(order_id=1)
+    assert bound is not base
+    bound.bind(step="pay").info("paying")
+    base.info("plain")
+    get_logger("shop.other").info("other")
+    assert dict(bound.fields) == {"order_id": 1}
+    assert dict(bound.unbind("order_id").fields) == {}
+    paying, plain, other = (r.log_record.attributes for r in capture_telemetry.logs)
+    assert (paying["order_id"], paying["step"]) == (1, "pay")
+    assert "order_id" not in plain
+    assert "order_id" not in other
+
+
+def test_bound_fields_and_exception(capture_telemetry):
+    log = get_logger("shop.db").bind(db="orders")
     try:
         raise ConnectionError("db down")
     except ConnectionError:
