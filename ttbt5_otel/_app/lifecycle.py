@@ -16,10 +16,11 @@ import signal
 import threading
 from collections.abc import Callable, Coroutine
 from types import FrameType
-from typing import Any, ParamSpec, TypeVar, cast, overload
+from typing import Any, ParamSpec, TypeVar, Unpack, cast, overload
 
 from ttbt5_otel._app.context import ApplicationContext, get_application_context
 from ttbt5_otel._app.settings import Settings
+from ttbt5_otel._sdk.config import TelemetryOptions
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -138,10 +139,9 @@ def application_lifecycle(func: Callable[P, R], /) -> Callable[P, R]: ...
 @overload
 def application_lifecycle(
     *,
-    service_name: str | None = None,
     settings: Settings | None = None,
     handle_signals: bool = True,
-    **telemetry_options: Any,
+    **telemetry_options: Unpack[TelemetryOptions],
 ) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
 
 
@@ -149,21 +149,18 @@ def application_lifecycle(
     func: Callable[P, R] | None = None,
     /,
     *,
-    service_name: str | None = None,
     settings: Settings | None = None,
     handle_signals: bool = True,
-    **telemetry_options: Any,
+    **telemetry_options: Unpack[TelemetryOptions],
 ) -> Callable[P, R] | Callable[[Callable[P, R]], Callable[P, R]]:
     """Run the decorated (sync or async) main inside the application context's lifecycle.
 
-    Before the main function: telemetry ``init()`` (with ``service_name`` and
-    ``telemetry_options``), the start-up hooks in order, health checks. After it — on
+    Before the main function: telemetry ``init()`` with ``telemetry_options`` (the same
+    keyword options as ``init()``), the start-up hooks in order, health checks. After it — on
     return, on an exception, or on SIGTERM/SIGINT — the shutdown hooks in reverse order and
     a telemetry flush. A signal makes the main function return ``None``.
     """
-    options = dict(telemetry_options)
-    if service_name is not None:
-        options["service_name"] = service_name
+    options: dict[str, Any] = dict(telemetry_options)
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
         if inspect.iscoroutinefunction(fn):

@@ -13,17 +13,15 @@ The file has one table per section::
 
 from __future__ import annotations
 
-import contextlib
 import os
-import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 from ttbt5_otel._exceptions import ConfigError
-from ttbt5_otel._sdk.config import TelemetryConfig, resolve_config
+from ttbt5_otel._sdk.config import TELEMETRY_OPTIONS, TelemetryConfig, resolve_config
 from ttbt5_otel._sdk.config_file import CONFIG_FILE_VARIABLE, read_config_file, telemetry_section
-from ttbt5_otel._sdk.typecheck import check_value
+from ttbt5_otel._sdk.options import Declared, check_bounds, declared, option, resolve_section
 
 if TYPE_CHECKING:
     from ttbt5_otel._cache import HierarchicalCache
@@ -35,26 +33,44 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 class LoggingSettings:
     """How the application's own log output looks (the level lives in ``telemetry``)."""
 
-    format: Literal["text", "json"] = "text"
-    """TTBT5_LOG_FORMAT: ``text`` for people, ``json`` for log shippers."""
+    format: Literal["text", "json"] = option(
+        "text",
+        doc="console log format: text for people, json for log shippers",
+        env=("TTBT5_LOG_FORMAT",),
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class CacheSettings:
     """Defaults for caches built from settings."""
 
-    backend: Literal["memory", "redis", "disk"] = "memory"
-    """TTBT5_CACHE_BACKEND: the slowest level the application's caches use."""
-    default_ttl: float = 300.0
-    """TTBT5_CACHE_DEFAULT_TTL: seconds an entry lives unless a call says otherwise."""
-    max_entries: int = 1000
-    """TTBT5_CACHE_MAX_ENTRIES: bound of the in-memory level."""
-    strategy: Literal["lru", "lfu", "ttl"] = "lru"
-    """TTBT5_CACHE_STRATEGY: eviction strategy of the in-memory level."""
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    """TTBT5_CACHE_REDIS_URL: Redis used by the second level."""
-    disk_path: str = ".cache/ttbt5"
-    """TTBT5_CACHE_DISK_PATH: directory of the disk level."""
+    backend: Literal["memory", "redis", "disk"] = option(
+        "memory",
+        doc="slowest level of caches built from settings: memory, redis or disk",
+        env=("TTBT5_CACHE_BACKEND",),
+    )
+    default_ttl: float = option(
+        300.0,
+        doc="seconds an entry lives unless a call says otherwise",
+        env=("TTBT5_CACHE_DEFAULT_TTL",),
+        minimum=0,
+    )
+    max_entries: int = option(
+        1000, doc="bound of the in-memory level", env=("TTBT5_CACHE_MAX_ENTRIES",), minimum=1
+    )
+    strategy: Literal["lru", "lfu", "ttl"] = option(
+        "lru",
+        doc="eviction strategy of the in-memory level: lru, lfu or ttl",
+        env=("TTBT5_CACHE_STRATEGY",),
+    )
+    redis_url: str = option(
+        "redis://127.0.0.1:6379/0",
+        doc="Redis of the second level",
+        env=("TTBT5_CACHE_REDIS_URL",),
+    )
+    disk_path: str = option(
+        ".cache/ttbt5", doc="directory of the disk level", env=("TTBT5_CACHE_DISK_PATH",)
+    )
 
     def build(self, name: str, **options: Any) -> HierarchicalCache:
         """A ``HierarchicalCache`` named ``name`` with these settings' levels and TTL.
@@ -78,26 +94,48 @@ class CacheSettings:
 class MonitoringSettings:
     """Health checks and their HTTP endpoint."""
 
-    interval: float = 60.0
-    """TTBT5_MONITORING_INTERVAL: seconds between two runs of the health checks."""
-    health_check_timeout: float = 5.0
-    """TTBT5_MONITORING_HEALTH_CHECK_TIMEOUT: seconds one check may take before it fails."""
-    health_port: int | None = None
-    """TTBT5_MONITORING_HEALTH_PORT: serve /healthz and /readyz on 127.0.0.1 (unset: off)."""
+    interval: float = option(
+        60.0,
+        doc="seconds between two runs of the health checks",
+        env=("TTBT5_MONITORING_INTERVAL",),
+        positive=True,
+    )
+    health_check_timeout: float = option(
+        5.0,
+        doc="seconds one health check may take before it fails",
+        env=("TTBT5_MONITORING_HEALTH_CHECK_TIMEOUT",),
+        positive=True,
+    )
+    health_port: int | None = option(
+        None,
+        doc="serve /healthz and /readyz on 127.0.0.1 at this port (unset: off)",
+        env=("TTBT5_MONITORING_HEALTH_PORT",),
+        minimum=0,
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class RetrySettings:
     """Defaults for ``retry`` policies built from settings."""
 
-    attempts: int = 3
-    """TTBT5_RETRY_ATTEMPTS: total attempts, the first included."""
-    backoff: float = 0.5
-    """TTBT5_RETRY_BACKOFF: first wait in seconds, doubled (``backoff_factor``) each time."""
-    backoff_factor: float = 2.0
-    """TTBT5_RETRY_BACKOFF_FACTOR: growth of the wait between attempts."""
-    backoff_max: float = 10.0
-    """TTBT5_RETRY_BACKOFF_MAX: longest single wait in seconds."""
+    attempts: int = option(
+        3, doc="total attempts, the first included", env=("TTBT5_RETRY_ATTEMPTS",), minimum=1
+    )
+    backoff: float = option(
+        0.5,
+        doc="first wait in seconds, multiplied by backoff_factor each time",
+        env=("TTBT5_RETRY_BACKOFF",),
+        minimum=0,
+    )
+    backoff_factor: float = option(
+        2.0,
+        doc="growth of the wait between attempts",
+        env=("TTBT5_RETRY_BACKOFF_FACTOR",),
+        minimum=1,
+    )
+    backoff_max: float = option(
+        10.0, doc="longest single wait in seconds", env=("TTBT5_RETRY_BACKOFF_MAX",), minimum=0
+    )
 
     def policy(self, name: str | None = None, **options: Any) -> Callable[[_F], _F]:
         """A ``retry`` decorator with these attempts and exponential backoff.
@@ -122,8 +160,6 @@ _SECTIONS: Final[dict[str, type]] = {
     "monitoring": MonitoringSettings,
     "retry": RetrySettings,
 }
-_ENV_PREFIX: Final = {"logging": "TTBT5_LOG_", "cache": "TTBT5_CACHE_",
-                      "monitoring": "TTBT5_MONITORING_", "retry": "TTBT5_RETRY_"}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,9 +175,12 @@ class Settings:
     """The file the settings were read from, if any."""
 
 
-def env_variable(section: str, name: str) -> str:
-    """Environment variable of setting ``name`` in ``section`` (not for ``telemetry``)."""
-    return f"{_ENV_PREFIX[section]}{name.upper()}"
+def option_table() -> list[Declared]:
+    """Every setting of every section, telemetry first, in declaration order."""
+    rows = list(TELEMETRY_OPTIONS)
+    for section, cls in _SECTIONS.items():
+        rows.extend(declared(cls, section))
+    return rows
 
 
 def _resolve_section(
@@ -151,49 +190,12 @@ def _resolve_section(
     file_values: Mapping[str, Any],
     file_source: str,
 ) -> Any:
-    cls = _SECTIONS[section]
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in fields(cls)}
-    for given, source in ((explicit, "argument"), (file_values, file_source)):
-        unknown = sorted(set(given) - names)
-        if unknown:
-            raise ConfigError(
-                f"{section}.{unknown[0]}",
-                f"unknown setting; known: {', '.join(sorted(names))}",
-                source,
-            )
-    values: dict[str, Any] = {}
-    for name in names:
-        option = f"{section}.{name}"
-        variable = env_variable(section, name)
-        if name in explicit:
-            values[name] = check_value(option, explicit[name], hints[name], "argument")
-        elif environ.get(variable, "").strip():
-            values[name] = _parse_env(option, environ[variable], hints[name], variable)
-        elif name in file_values:
-            values[name] = check_value(option, file_values[name], hints[name], file_source)
-    instance = cls(**values)
-    for name in names:
-        value = getattr(instance, name)
-        if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
-            raise ConfigError(f"{section}.{name}", f"{value} must not be negative")
-    return instance
-
-
-def _parse_env(option: str, raw: str, annotation: Any, variable: str) -> Any:
-    text = raw.strip()
-    candidates: list[Any] = [text]
-    if text.lower() in ("none", "null", "off"):
-        candidates.insert(0, None)
-    for parse in (int, float):
-        with contextlib.suppress(ValueError):
-            candidates.append(parse(text))
-    for candidate in candidates:
-        try:
-            return check_value(option, candidate, annotation, variable)
-        except ConfigError:
-            continue
-    return check_value(option, text, annotation, variable)
+    rows = list(declared(_SECTIONS[section], section))
+    values, sources = resolve_section(rows, explicit, environ, file_values, file_source)
+    for row in rows:
+        if row.name in values:
+            check_bounds(row, values[row.name], sources[row.name])
+    return _SECTIONS[section](**values)
 
 
 def load_settings(

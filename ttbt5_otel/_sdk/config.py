@@ -1,219 +1,206 @@
-"""Telemetry settings and how they are resolved.
+"""Telemetry settings: the options of ``init()``, declared once, and how they are resolved.
 
-Precedence, highest first: explicit ``init()`` argument > ``TTBT5_*`` environment variable >
-standard ``OTEL_*`` environment variable > default. Every value is validated here, once, and
-a bad one raises ``ConfigError`` naming the option and the variable it came from.
+Precedence, highest first: explicit ``init()`` argument > ``TTBT5_*`` variable > standard
+``OTEL_*`` variable > the ``telemetry`` section of the config file > default. Every value is
+validated here, once; a bad one raises ``ConfigError`` naming the option and where it came
+from.
 """
 
 from __future__ import annotations
 
 import os
-import typing
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Final, Literal, cast
-from urllib.parse import unquote, urlsplit
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal, TypedDict, cast
+from urllib.parse import urlsplit
 
 from ttbt5_otel._exceptions import ConfigError
-from ttbt5_otel._sdk.typecheck import check_value
+from ttbt5_otel._sdk.options import (
+    Declared,
+    check_bounds,
+    declared,
+    option,
+    parse_pairs,
+    resolve_section,
+)
 
 Protocol = Literal["grpc", "http/protobuf"]
 ExporterKind = Literal["otlp", "console", "none"]
-_PROTOCOLS: Final = ("grpc", "http/protobuf")
-_EXPORTERS: Final = ("otlp", "console", "none")
-_LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "NOTSET")
-_TRUE: Final = frozenset({"1", "true", "yes", "on"})
-_FALSE: Final = frozenset({"0", "false", "no", "off"})
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", "NOTSET"]
 DEFAULT_GRPC_ENDPOINT: Final = "http://127.0.0.1:4317"
 DEFAULT_HTTP_ENDPOINT: Final = "http://127.0.0.1:4318"
 
 
 @dataclass(frozen=True, slots=True)
 class TelemetryConfig:
-    """Resolved settings of one ``init()`` call. Field docs name their variables."""
+    """Resolved settings of one ``init()`` call; each field is one option of the table."""
 
-    service_name: str = "unknown_service"
-    """TTBT5_SERVICE_NAME, OTEL_SERVICE_NAME, or service.name in OTEL_RESOURCE_ATTRIBUTES."""
-    service_version: str | None = None
-    """TTBT5_SERVICE_VERSION, or service.version in OTEL_RESOURCE_ATTRIBUTES."""
-    service_namespace: str | None = None
-    """TTBT5_SERVICE_NAMESPACE, or service.namespace in OTEL_RESOURCE_ATTRIBUTES."""
-    environment: str | None = None
-    """TTBT5_ENVIRONMENT; becomes ``deployment.environment.name``."""
-    resource_attributes: Mapping[str, str] = field(default_factory=dict)
-    """Extra resource attributes; OTEL_RESOURCE_ATTRIBUTES is merged underneath."""
-    exporter: ExporterKind = "otlp"
-    """TTBT5_EXPORTER: ``otlp`` (default), ``console`` (readable output, no collector), ``none``."""
-    endpoint: str = DEFAULT_GRPC_ENDPOINT
-    """TTBT5_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT. Base URL; HTTP adds /v1/<signal>."""
-    protocol: Protocol = "grpc"
-    """TTBT5_OTLP_PROTOCOL, OTEL_EXPORTER_OTLP_PROTOCOL: ``grpc`` or ``http/protobuf``."""
-    headers: Mapping[str, str] = field(default_factory=dict)
-    """TTBT5_OTLP_HEADERS, OTEL_EXPORTER_OTLP_HEADERS: ``key=value,key2=value2``."""
-    timeout: float = 10.0
-    """TTBT5_OTLP_TIMEOUT, OTEL_EXPORTER_OTLP_TIMEOUT: seconds per export (as the Python SDK)."""
-    insecure: bool | None = None
-    """TTBT5_OTLP_INSECURE, OTEL_EXPORTER_OTLP_INSECURE; default: plaintext for http:// URLs."""
-    certificate_file: str | None = None
-    """TTBT5_OTLP_CERTIFICATE, OTEL_EXPORTER_OTLP_CERTIFICATE: CA bundle for TLS."""
-    sample_ratio: float = 1.0
-    """TTBT5_SAMPLE_RATIO, OTEL_TRACES_SAMPLER_ARG: parent-based ratio sampling, 0..1."""
-    metric_export_interval: float = 10.0
-    """TTBT5_METRIC_EXPORT_INTERVAL (s), OTEL_METRIC_EXPORT_INTERVAL (ms)."""
-    max_queue_size: int = 2048
-    """TTBT5_MAX_QUEUE_SIZE, OTEL_BSP_MAX_QUEUE_SIZE: spans/logs buffered before dropping."""
-    max_export_batch_size: int = 512
-    """TTBT5_MAX_EXPORT_BATCH_SIZE, OTEL_BSP_MAX_EXPORT_BATCH_SIZE."""
-    schedule_delay: float = 1.0
-    """TTBT5_SCHEDULE_DELAY (s), OTEL_BSP_SCHEDULE_DELAY (ms): batch export period."""
-    instrument_asyncio: bool = True
-    """TTBT5_INSTRUMENT_ASYNCIO: asyncio instrumentation on/off."""
-    runtime_metrics: bool = True
-    """TTBT5_RUNTIME_METRICS: process CPU, memory, threads and file descriptors."""
-    logging_bridge: bool = True
-    """TTBT5_LOGGING_BRIDGE: stdlib ``logging`` records become OTel log records."""
-    log_level: str = "INFO"
-    """TTBT5_LOG_LEVEL: lowest stdlib level the logging bridge forwards."""
-    shutdown_timeout: float = 5.0
-    """TTBT5_SHUTDOWN_TIMEOUT: upper bound (s) for the flush at shutdown/exit."""
-    scrub_patterns: tuple[str, ...] = ()
-    """TTBT5_SCRUB_PATTERNS: extra secret-looking names (comma separated) to redact."""
-    scrub_allow: tuple[str, ...] = ()
-    """TTBT5_SCRUB_ALLOW: exact names never redacted although they match (``tokens_used``)."""
-    metric_cardinality_limit: int = 2000
-    """TTBT5_METRIC_CARDINALITY_LIMIT: attribute sets per instrument before overflow."""
-
-
-_Parser = Callable[[str, str, str], Any]
-
-
-def _parse_str(option: str, raw: str, source: str) -> str:
-    value = raw.strip()
-    if not value:
-        raise ConfigError(option, "must not be empty", source)
-    return value
-
-
-def _parse_bool(option: str, raw: str, source: str) -> bool:
-    lowered = raw.strip().lower()
-    if lowered in _TRUE:
-        return True
-    if lowered in _FALSE:
-        return False
-    raise ConfigError(option, f"{raw!r} is not a boolean (use true/false)", source)
-
-
-def _parse_float(option: str, raw: str, source: str) -> float:
-    try:
-        return float(raw)
-    except ValueError:
-        raise ConfigError(option, f"{raw!r} is not a number", source) from None
-
-
-def _parse_int(option: str, raw: str, source: str) -> int:
-    try:
-        return int(raw)
-    except ValueError:
-        raise ConfigError(option, f"{raw!r} is not an integer", source) from None
-
-
-def _parse_millis(option: str, raw: str, source: str) -> float:
-    return _parse_float(option, raw, source) / 1000.0
-
-
-def _parse_pairs(option: str, raw: str, source: str) -> dict[str, str]:
-    pairs: dict[str, str] = {}
-    for item in raw.split(","):
-        if not item.strip():
-            continue
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(option, f"{item.strip()!r} is not a key=value pair", source)
-        pairs[unquote(key.strip())] = unquote(value.strip())
-    return pairs
-
-
-def _parse_list(option: str, raw: str, source: str) -> tuple[str, ...]:
-    del option, source
-    return tuple(p.strip() for p in raw.split(",") if p.strip())
-
-
-def _parse_lower(option: str, raw: str, source: str) -> str:
-    return _parse_str(option, raw, source).lower()
-
-
-def _parse_upper(option: str, raw: str, source: str) -> str:
-    return _parse_str(option, raw, source).upper()
-
-
-@dataclass(frozen=True, slots=True)
-class _Option:
-    parse: _Parser
-    env: tuple[str, ...]
-
-
-_OPTIONS: Final[dict[str, _Option]] = {
-    "service_name": _Option(_parse_str, ("TTBT5_SERVICE_NAME", "OTEL_SERVICE_NAME")),
-    "service_version": _Option(_parse_str, ("TTBT5_SERVICE_VERSION",)),
-    "service_namespace": _Option(_parse_str, ("TTBT5_SERVICE_NAMESPACE",)),
-    "environment": _Option(_parse_str, ("TTBT5_ENVIRONMENT",)),
-    "resource_attributes": _Option(_parse_pairs, ()),
-    "exporter": _Option(_parse_lower, ("TTBT5_EXPORTER",)),
-    "endpoint": _Option(_parse_str, ("TTBT5_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")),
-    "protocol": _Option(_parse_lower, ("TTBT5_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")),
-    "headers": _Option(_parse_pairs, ("TTBT5_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS")),
-    "timeout": _Option(_parse_float, ("TTBT5_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT")),
-    "insecure": _Option(_parse_bool, ("TTBT5_OTLP_INSECURE", "OTEL_EXPORTER_OTLP_INSECURE")),
-    "certificate_file": _Option(
-        _parse_str, ("TTBT5_OTLP_CERTIFICATE", "OTEL_EXPORTER_OTLP_CERTIFICATE")
-    ),
-    "sample_ratio": _Option(_parse_float, ("TTBT5_SAMPLE_RATIO", "OTEL_TRACES_SAMPLER_ARG")),
-    "metric_export_interval": _Option(_parse_float, ("TTBT5_METRIC_EXPORT_INTERVAL",)),
-    "max_queue_size": _Option(_parse_int, ("TTBT5_MAX_QUEUE_SIZE", "OTEL_BSP_MAX_QUEUE_SIZE")),
-    "max_export_batch_size": _Option(
-        _parse_int, ("TTBT5_MAX_EXPORT_BATCH_SIZE", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE")
-    ),
-    "schedule_delay": _Option(_parse_float, ("TTBT5_SCHEDULE_DELAY",)),
-    "instrument_asyncio": _Option(_parse_bool, ("TTBT5_INSTRUMENT_ASYNCIO",)),
-    "runtime_metrics": _Option(_parse_bool, ("TTBT5_RUNTIME_METRICS",)),
-    "logging_bridge": _Option(_parse_bool, ("TTBT5_LOGGING_BRIDGE",)),
-    "log_level": _Option(_parse_upper, ("TTBT5_LOG_LEVEL",)),
-    "shutdown_timeout": _Option(_parse_float, ("TTBT5_SHUTDOWN_TIMEOUT",)),
-    "scrub_patterns": _Option(_parse_list, ("TTBT5_SCRUB_PATTERNS",)),
-    "scrub_allow": _Option(_parse_list, ("TTBT5_SCRUB_ALLOW",)),
-    "metric_cardinality_limit": _Option(_parse_int, ("TTBT5_METRIC_CARDINALITY_LIMIT",)),
-}
-
-# Standard variables whose unit differs from ours (milliseconds instead of seconds).
-_MILLIS_ENV: Final[dict[str, tuple[str, str]]] = {
-    "metric_export_interval": ("OTEL_METRIC_EXPORT_INTERVAL", "ms"),
-    "schedule_delay": ("OTEL_BSP_SCHEDULE_DELAY", "ms"),
-}
+    service_name: str = option(
+        "unknown_service",
+        doc="service.name",
+        env=("TTBT5_SERVICE_NAME", "OTEL_SERVICE_NAME"),
+    )
+    service_version: str | None = option(
+        None,
+        doc="service.version",
+        env=("TTBT5_SERVICE_VERSION",),
+    )
+    service_namespace: str | None = option(
+        None,
+        doc="service.namespace",
+        env=("TTBT5_SERVICE_NAMESPACE",),
+    )
+    environment: str | None = option(
+        None, doc="deployment.environment.name", env=("TTBT5_ENVIRONMENT",)
+    )
+    resource_attributes: Mapping[str, str] = option(
+        default_factory=dict[str, str],
+        # OTEL_RESOURCE_ATTRIBUTES feeds several options at once: merged in resolve_config.
+        doc="extra resource attributes; OTEL_RESOURCE_ATTRIBUTES (k=v,...) is merged underneath",
+    )
+    exporter: ExporterKind = option(
+        "otlp",
+        doc="otlp, console (readable output, no collector) or none",
+        env=("TTBT5_EXPORTER",),
+    )
+    endpoint: str = option(
+        DEFAULT_GRPC_ENDPOINT,
+        doc="collector base URL; over HTTP the signal path (/v1/traces, ...) is added",
+        env=("TTBT5_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"),
+        shown_default="http://127.0.0.1:4317 (:4318 for http/protobuf)",
+    )
+    protocol: Protocol = option(
+        "grpc",
+        doc="grpc or http/protobuf",
+        env=("TTBT5_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"),
+    )
+    headers: Mapping[str, str] = option(
+        default_factory=dict[str, str],
+        doc="export headers key=value,key2=value2; values are never printed",
+        env=("TTBT5_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS"),
+    )
+    timeout: float = option(
+        10.0,
+        doc="seconds per export (the standard variable in seconds too, as the SDK reads it)",
+        env=("TTBT5_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"),
+        positive=True,
+    )
+    insecure: bool | None = option(
+        None,
+        doc="plaintext gRPC; unset: plaintext for http:// endpoints",
+        env=("TTBT5_OTLP_INSECURE", "OTEL_EXPORTER_OTLP_INSECURE"),
+    )
+    certificate_file: str | None = option(
+        None,
+        doc="CA bundle for TLS",
+        env=("TTBT5_OTLP_CERTIFICATE", "OTEL_EXPORTER_OTLP_CERTIFICATE"),
+    )
+    sample_ratio: float = option(
+        1.0,
+        doc="parent-based ratio sampling of new traces, 0..1",
+        env=("TTBT5_SAMPLE_RATIO", "OTEL_TRACES_SAMPLER_ARG"),
+        minimum=0.0,
+        maximum=1.0,
+    )
+    metric_export_interval: float = option(
+        10.0,
+        doc="seconds between metric exports",
+        env=("TTBT5_METRIC_EXPORT_INTERVAL",),
+        millis_env=("OTEL_METRIC_EXPORT_INTERVAL",),
+        positive=True,
+    )
+    max_queue_size: int = option(
+        2048,
+        doc="spans and log records buffered before new ones are dropped (and counted)",
+        env=("TTBT5_MAX_QUEUE_SIZE", "OTEL_BSP_MAX_QUEUE_SIZE"),
+        minimum=1,
+    )
+    max_export_batch_size: int = option(
+        512,
+        doc="spans or log records per export; at most max_queue_size",
+        env=("TTBT5_MAX_EXPORT_BATCH_SIZE", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"),
+        minimum=1,
+    )
+    schedule_delay: float = option(
+        1.0,
+        doc="seconds between batch exports",
+        env=("TTBT5_SCHEDULE_DELAY",),
+        millis_env=("OTEL_BSP_SCHEDULE_DELAY",),
+        positive=True,
+    )
+    instrument_asyncio: bool = option(
+        default=True, doc="asyncio instrumentation", env=("TTBT5_INSTRUMENT_ASYNCIO",)
+    )
+    runtime_metrics: bool = option(
+        default=True,
+        doc="process CPU, memory, threads and file descriptors",
+        env=("TTBT5_RUNTIME_METRICS",),
+    )
+    logging_bridge: bool = option(
+        default=True,
+        doc="stdlib logging records also leave as OTel log records",
+        env=("TTBT5_LOGGING_BRIDGE",),
+    )
+    log_level: LogLevel = option(
+        "INFO",
+        doc="lowest level the logging bridge exports (file: logging.level)",
+        env=("TTBT5_LOG_LEVEL",),
+    )
+    shutdown_timeout: float = option(
+        5.0,
+        doc="upper bound in seconds of the flush at shutdown and exit",
+        env=("TTBT5_SHUTDOWN_TIMEOUT",),
+        positive=True,
+    )
+    scrub_patterns: tuple[str, ...] = option(
+        (),
+        doc="extra secret-looking names to redact, comma separated",
+        env=("TTBT5_SCRUB_PATTERNS",),
+    )
+    scrub_allow: tuple[str, ...] = option(
+        (),
+        doc="exact names never redacted although they match, e.g. tokens_used",
+        env=("TTBT5_SCRUB_ALLOW",),
+    )
+    metric_cardinality_limit: int = option(
+        2000,
+        doc="attribute sets per instrument before otel.metric.overflow",
+        env=("TTBT5_METRIC_CARDINALITY_LIMIT",),
+        minimum=1,
+    )
 
 
-def _from_environment(name: str, environ: Mapping[str, str]) -> tuple[Any, str] | None:
-    option = _OPTIONS[name]
-    for var in option.env:
-        raw = environ.get(var)
-        if raw is not None and raw.strip():
-            return option.parse(name, raw, var), var
-    millis = _MILLIS_ENV.get(name)
-    if millis is not None:
-        raw = environ.get(millis[0])
-        if raw is not None and raw.strip():
-            return _parse_millis(name, raw, millis[0]), millis[0]
-    return None
+class TelemetryOptions(TypedDict, total=False):
+    """The keyword options of ``init()``: the fields of ``TelemetryConfig``, all optional."""
+
+    service_name: str
+    service_version: str | None
+    service_namespace: str | None
+    environment: str | None
+    resource_attributes: Mapping[str, str]
+    exporter: ExporterKind
+    endpoint: str
+    protocol: Protocol
+    headers: Mapping[str, str]
+    timeout: float
+    insecure: bool | None
+    certificate_file: str | None
+    sample_ratio: float
+    metric_export_interval: float
+    max_queue_size: int
+    max_export_batch_size: int
+    schedule_delay: float
+    instrument_asyncio: bool
+    runtime_metrics: bool
+    logging_bridge: bool
+    log_level: LogLevel
+    shutdown_timeout: float
+    scrub_patterns: tuple[str, ...]
+    scrub_allow: tuple[str, ...]
+    metric_cardinality_limit: int
 
 
-def _field_types() -> dict[str, Any]:
-    return typing.get_type_hints(TelemetryConfig)
-
-
-def _coerce(name: str, value: object, source: str) -> Any:
-    """Parse a string like its variable would be; check any other value against the type."""
-    if isinstance(value, str) and name not in ("endpoint", "certificate_file"):
-        return _OPTIONS[name].parse(name, value, source)
-    return check_value(name, value, _field_types()[name], source)
+TELEMETRY_OPTIONS: Final[list[Declared]] = list(declared(TelemetryConfig, "telemetry"))
 
 
 def resolve_config(
@@ -222,33 +209,11 @@ def resolve_config(
     file_values: Mapping[str, object] | None = None,
     file_source: str = "config file",
 ) -> TelemetryConfig:
-    """Merge arguments, environment, a config file section and defaults, then validate.
-
-    Precedence: ``explicit`` > ``TTBT5_*`` > ``OTEL_*`` > ``file_values`` > default.
-    """
-    explicit = dict(explicit or {})
-    file_values = dict(file_values or {})
+    """Merge arguments, environment, a config file section and defaults, then validate."""
     environ = os.environ if environ is None else environ
-    for given, source in ((explicit, "argument"), (file_values, file_source)):
-        unknown = sorted(set(given) - set(_OPTIONS))
-        if unknown:
-            known = ", ".join(sorted(_OPTIONS))
-            raise ConfigError(unknown[0], f"unknown option; known options are: {known}", source)
-
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for name in _OPTIONS:
-        if name in explicit and explicit[name] is not None:
-            values[name] = _coerce(name, explicit[name], "argument")
-            sources[name] = "argument"
-            continue
-        found = _from_environment(name, environ)
-        if found is not None:
-            values[name], sources[name] = found
-        elif name in file_values and file_values[name] is not None:
-            values[name] = _coerce(name, file_values[name], file_source)
-            sources[name] = file_source
-
+    values, sources = resolve_section(
+        TELEMETRY_OPTIONS, dict(explicit or {}), environ, dict(file_values or {}), file_source
+    )
     _apply_resource_env(values, sources, environ)
     if "endpoint" not in values and values.get("protocol") == "http/protobuf":
         values["endpoint"] = DEFAULT_HTTP_ENDPOINT
@@ -263,7 +228,7 @@ def _apply_resource_env(
     raw = environ.get("OTEL_RESOURCE_ATTRIBUTES")
     if not raw:
         return
-    from_env = _parse_pairs("resource_attributes", raw, "OTEL_RESOURCE_ATTRIBUTES")
+    from_env = parse_pairs("resource_attributes", raw, "OTEL_RESOURCE_ATTRIBUTES")
     for key, name in (
         ("service.name", "service_name"),
         ("service.version", "service_version"),
@@ -279,43 +244,16 @@ def _apply_resource_env(
 
 
 def _validate(config: TelemetryConfig, sources: Mapping[str, str]) -> None:
-    def check(ok: bool, option: str, message: str) -> None:
-        if not ok:
-            raise ConfigError(option, message, sources.get(option))
-
-    check(
-        config.exporter in _EXPORTERS,
-        "exporter",
-        f"{config.exporter!r} is not one of {', '.join(_EXPORTERS)}",
-    )
-    check(
-        config.protocol in _PROTOCOLS,
-        "protocol",
-        f"{config.protocol!r} is not one of {', '.join(_PROTOCOLS)}",
-    )
+    for row in TELEMETRY_OPTIONS:
+        check_bounds(row, getattr(config, row.name), sources.get(row.name))
+    if config.max_export_batch_size > config.max_queue_size:
+        raise ConfigError(
+            "max_export_batch_size",
+            f"{config.max_export_batch_size} must not exceed max_queue_size "
+            f"({config.max_queue_size})",
+            sources.get("max_export_batch_size"),
+        )
     _validate_endpoint(config.endpoint, sources.get("endpoint"))
-    check(
-        0.0 <= config.sample_ratio <= 1.0,
-        "sample_ratio",
-        f"{config.sample_ratio} is outside 0..1",
-    )
-    for name in ("timeout", "metric_export_interval", "schedule_delay", "shutdown_timeout"):
-        value = getattr(config, name)
-        check(value > 0, name, f"{value} must be a positive number of seconds")
-    for name in ("max_queue_size", "max_export_batch_size", "metric_cardinality_limit"):
-        value = getattr(config, name)
-        check(value >= 1, name, f"{value} must be at least 1")
-    check(
-        config.max_export_batch_size <= config.max_queue_size,
-        "max_export_batch_size",
-        "must not exceed max_queue_size",
-    )
-    check(
-        config.log_level in _LOG_LEVELS,
-        "log_level",
-        f"{config.log_level!r} is not one of {', '.join(_LOG_LEVELS)}",
-    )
-    check(bool(config.service_name.strip()), "service_name", "must not be empty")
 
 
 def _validate_endpoint(endpoint: str, source: str | None) -> None:
@@ -335,8 +273,4 @@ def _validate_endpoint(endpoint: str, source: str | None) -> None:
 
 def environment_variables() -> dict[str, tuple[str, ...]]:
     """For each option, the variables read, highest precedence first."""
-    out: dict[str, tuple[str, ...]] = {}
-    for name, option in _OPTIONS.items():
-        extra = (_MILLIS_ENV[name][0],) if name in _MILLIS_ENV else ()
-        out[name] = option.env + extra
-    return out
+    return {row.name: row.variables for row in TELEMETRY_OPTIONS}

@@ -35,9 +35,13 @@ def _parse_text(text: str, suffix: str, source: str) -> Any:
 
 
 def read_config_file(
-    path: str | os.PathLike[str], allowed_sections: Iterable[str] = ("telemetry",)
+    path: str | os.PathLike[str], allowed_sections: Iterable[str] | None = None
 ) -> dict[str, Any]:
-    """Parse a JSON, TOML or YAML settings file into a dict of sections."""
+    """Parse a JSON, TOML or YAML settings file into a dict of sections.
+
+    With ``allowed_sections`` any other section is an error; without, any table is taken
+    (``init()`` reads its own sections and leaves the others to ``load_settings``).
+    """
     file = Path(path)
     source = str(file)
     try:
@@ -50,9 +54,9 @@ def read_config_file(
         raise ConfigError(CONFIG_FILE_VARIABLE, f"{source} is not valid: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(CONFIG_FILE_VARIABLE, f"{source} must hold a table of sections")
-    allowed = set(allowed_sections)
+    allowed = None if allowed_sections is None else set(allowed_sections)
     for key, value in data.items():
-        if key not in allowed:
+        if allowed is not None and key not in allowed:
             raise ConfigError(key, f"unknown section; known: {', '.join(sorted(allowed))}", source)
         if not isinstance(value, dict):
             raise ConfigError(key, "must be a table of settings", source)

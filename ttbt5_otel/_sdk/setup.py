@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Unpack
 
 from opentelemetry import _logs, metrics, trace
 from opentelemetry.sdk._logs import LoggerProvider
@@ -26,7 +26,7 @@ from ttbt5_otel._core.limits import set_cardinality_limit
 from ttbt5_otel._core.otel import bump_generation, meter
 from ttbt5_otel._core.scrub import configure_scrubber
 from ttbt5_otel._sdk import exporters as _exporters
-from ttbt5_otel._sdk.config import TelemetryConfig, resolve_config
+from ttbt5_otel._sdk.config import TelemetryConfig, TelemetryOptions, resolve_config
 from ttbt5_otel._sdk.config_file import file_telemetry
 from ttbt5_otel._sdk.providers import (
     Providers,
@@ -247,14 +247,15 @@ def _at_exit() -> None:
         telemetry.shutdown()
 
 
-def init(**options: Any) -> Telemetry:
+def init(**options: Unpack[TelemetryOptions]) -> Telemetry:
     """Configure OpenTelemetry traces, metrics and logs for this process and return a handle.
 
     Keyword options are the fields of ``TelemetryConfig`` (``service_name``, ``endpoint``,
-    ``protocol``, ``exporter``, ``sample_ratio``, ...). An explicit option beats its
-    ``TTBT5_*`` variable, which beats the standard ``OTEL_*`` variable, which beats the
-    ``telemetry`` section of the file named by ``TTBT5_CONFIG_FILE``, which beats the
-    default. Invalid values raise ``ConfigError`` naming the option and its source.
+    ``protocol``, ``exporter``, ``sample_ratio``, ...), typed by ``TelemetryOptions``: a
+    misspelt name is a type error, and a ``ConfigError`` naming it at run time. An explicit
+    option beats its ``TTBT5_*`` variable, which beats the standard ``OTEL_*`` variable,
+    which beats the ``telemetry`` section of the file named by ``TTBT5_CONFIG_FILE``, which
+    beats the default. Invalid values raise ``ConfigError`` naming the option and its source.
 
     Idempotent: a second call returns the first handle and installs nothing twice. When
     OpenTelemetry providers were already installed by someone else (an auto-instrumentation
@@ -271,7 +272,7 @@ def init(**options: Any) -> Telemetry:
                 )
             return _current
         file_values, file_source = file_telemetry(os.environ)
-        config = resolve_config(options, os.environ, file_values, file_source)
+        config = resolve_config(dict(options), os.environ, file_values, file_source)
         configure_scrubber(config.scrub_patterns, config.scrub_allow)
         set_cardinality_limit(config.metric_cardinality_limit)
         if _foreign_providers_installed():

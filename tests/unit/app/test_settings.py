@@ -1,14 +1,13 @@
 """One settings model: precedence argument > env > file > default, and errors that name things."""
 
 import json
-from dataclasses import fields
 
 import pytest
 
 from tests.paths import REPO
 from ttbt5_otel import CacheLevel, ConfigError, load_settings
-from ttbt5_otel._app.settings import _SECTIONS, env_variable
-from ttbt5_otel._sdk.config import environment_variables
+from ttbt5_otel._app.settings import option_table
+from ttbt5_otel._app.settings_docs import main as check_documents
 
 
 def write(tmp_path, name, text):
@@ -89,7 +88,7 @@ def test_bad_environment_value_names_variable():
 
 
 def test_negative_values_are_rejected():
-    with pytest.raises(ConfigError, match=r"monitoring.interval: -1.0 must not be negative"):
+    with pytest.raises(ConfigError, match=r"monitoring.interval: -1.0 must be greater than 0"):
         load_settings(environ={}, monitoring={"interval": -1.0})
 
 
@@ -102,22 +101,41 @@ def test_unreadable_or_malformed_files(tmp_path):
         load_settings(write(tmp_path, "app.ini", "[x]"), {})
 
 
-def test_examples_document_every_setting(tmp_path):
-    root = REPO
-    env_example = (root / ".env.example").read_text()
-    json_example = json.loads((root / "config" / "base.json.example").read_text())
-    for option, variables in environment_variables().items():
-        if variables:
-            assert variables[0] in env_example, variables[0]
-        assert option in json_example["telemetry"] or option == "log_level", option
-    for section, cls in _SECTIONS.items():
-        for f in fields(cls):
-            assert env_variable(section, f.name) in env_example
-            assert f.name in json_example[section], f"{section}.{f.name}"
-    assert "level" in json_example["logging"]
+def test_documents_agree_with_the_option_table(capsys):
+    """.env.example and the README table are generated from the table and kept in step."""
+    assert check_documents(["--root", str(REPO)]) == 0, capsys.readouterr().err
+
+
+def test_every_variable_appears_once_in_the_env_example():
+    env_example = (REPO / ".env.example").read_text()
+    for row in option_table():
+        first, *others = row.spec.env or ("",)
+        if first:
+            assert env_example.count(f"# {first}=") == 1, first
+        for variable in others:
+            assert variable in env_example, variable
+
+
+def test_json_example_lists_every_setting(tmp_path):
+    json_example = json.loads((REPO / "config" / "base.json.example").read_text())
+    for row in option_table():
+        if row.name == "log_level":
+            assert "level" in json_example["logging"]
+            continue
+        assert row.name in json_example[row.section], row.key
     copy = tmp_path / "base.json"
-    copy.write_text((root / "config" / "base.json.example").read_text())
+    copy.write_text((REPO / "config" / "base.json.example").read_text())
     assert load_settings(copy, {}).telemetry.service_name == "orders"
+
+
+def test_environment_values_are_parsed_by_declared_type_not_guessed():
+    """An optional int stays an int; 'none' is not a magic word for unset."""
+    settings = load_settings(environ={"TTBT5_MONITORING_HEALTH_PORT": "8081"})
+    assert settings.monitoring.health_port == 8081
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ={"TTBT5_MONITORING_HEALTH_PORT": "none"})
+    assert info.value.option == "monitoring.health_port"
+    assert load_settings(environ={"TTBT5_CACHE_STRATEGY": "LFU"}).cache.strategy == "lfu"
 
 
 def test_cache_settings_build_the_levels(tmp_path):

@@ -1,9 +1,19 @@
 """Option precedence and validation errors that name the option and its source."""
 
+import subprocess
+import sys
+import typing
+
 import pytest
 
 from ttbt5_otel import ConfigError
-from ttbt5_otel._sdk.config import DEFAULT_HTTP_ENDPOINT, environment_variables, resolve_config
+from ttbt5_otel._sdk.config import (
+    DEFAULT_HTTP_ENDPOINT,
+    TELEMETRY_OPTIONS,
+    TelemetryOptions,
+    environment_variables,
+    resolve_config,
+)
 
 
 def test_defaults_without_environment():
@@ -92,3 +102,34 @@ def test_every_option_documents_its_variables():
     variables = environment_variables()
     assert variables["endpoint"] == ("TTBT5_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
     assert "OTEL_METRIC_EXPORT_INTERVAL" in variables["metric_export_interval"]
+
+
+def test_init_options_type_matches_the_table():
+    """``TelemetryOptions`` (what mypy checks ``init()`` against) is the table's telemetry rows."""
+    hints = typing.get_type_hints(TelemetryOptions)
+    assert list(hints) == [row.name for row in TELEMETRY_OPTIONS]
+    for row in TELEMETRY_OPTIONS:
+        assert hints[row.name] == row.annotation, row.name
+    assert TelemetryOptions.__required_keys__ == frozenset()
+
+
+def test_a_misspelt_init_option_is_a_type_error(tmp_path):
+    """mypy rejects ``init(servce_name=...)``; at run time it is a ConfigError."""
+    script = tmp_path / "typo.py"
+    script.write_text("import ttbt5_otel\n\nttbt5_otel.init(servce_name='x')\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-incremental", "--strict", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout
+    assert 'Unexpected keyword argument "servce_name" for "init"' in result.stdout
+
+
+def test_values_of_the_wrong_type_are_not_guessed():
+    with pytest.raises(ConfigError, match=r"sample_ratio: expected float, got str '0.5'"):
+        resolve_config({"sample_ratio": "0.5"}, {})
+    assert resolve_config({"protocol": "HTTP/PROTOBUF"}, {}).protocol == "http/protobuf"
+    assert resolve_config({}, {"TTBT5_LOG_LEVEL": "debug"}).log_level == "DEBUG"
