@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 from ttbt5_otel._exceptions import ConfigError
-from ttbt5_otel._sdk.config import TELEMETRY_OPTIONS, TelemetryConfig, resolve_config
+from ttbt5_otel._sdk.config import TelemetryConfig, resolve_config, telemetry_options
 from ttbt5_otel._sdk.config_file import CONFIG_FILE_VARIABLE, read_config_file, telemetry_section
 from ttbt5_otel._sdk.options import Declared, check_bounds, declared, option, resolve_section
 
@@ -177,7 +177,7 @@ class Settings:
 
 def option_table() -> list[Declared]:
     """Every setting of every section, telemetry first, in declaration order."""
-    rows = list(TELEMETRY_OPTIONS)
+    rows = list(telemetry_options())
     for section, cls in _SECTIONS.items():
         rows.extend(declared(cls, section))
     return rows

@@ -191,8 +191,11 @@ def _attach(wrapper: Any, state: _Cached, warm: Any, invalidate: Any) -> None:
     wrapper.invalidate = invalidate
 
 
-class _Decorator:
+class CacheDecorator:
+    """What ``cached(...)`` returns: applied to a function, it caches that function's results."""
+
     def __init__(self, cache: HierarchicalCache, options: dict[str, Any]) -> None:
+        """Remember the cache and the options of ``cached``."""
         self.cache = cache
         self.options = options
 
@@ -232,7 +235,7 @@ def cached(
     tags: Tags = (),
     key: Callable[..., str] | None = None,
     stale_while_revalidate: float = 0.0,
-) -> _Decorator:
+) -> CacheDecorator:
     """Cache a function's results in ``cache``, loading each key once however many callers.
 
     Args:
@@ -257,7 +260,7 @@ def cached(
     if isinstance(cache, MemoryCache):
         cache = _memory_only(cache)
     options = {"ttl": ttl, "tags": tags, "key": key, "stale": stale_while_revalidate}
-    return _Decorator(cache, options)
+    return CacheDecorator(cache, options)
 
 
 def _memory_only(l1: MemoryCache) -> HierarchicalCache:

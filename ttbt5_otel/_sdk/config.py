@@ -8,6 +8,7 @@ from.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -200,7 +201,10 @@ class TelemetryOptions(TypedDict, total=False):
     metric_cardinality_limit: int
 
 
-TELEMETRY_OPTIONS: Final[list[Declared]] = list(declared(TelemetryConfig, "telemetry"))
+@functools.cache
+def telemetry_options() -> tuple[Declared, ...]:
+    """The telemetry rows of the option table (computed on first use: it evaluates types)."""
+    return tuple(declared(TelemetryConfig, "telemetry"))
 
 
 def resolve_config(
@@ -212,7 +216,7 @@ def resolve_config(
     """Merge arguments, environment, a config file section and defaults, then validate."""
     environ = os.environ if environ is None else environ
     values, sources = resolve_section(
-        TELEMETRY_OPTIONS, dict(explicit or {}), environ, dict(file_values or {}), file_source
+        telemetry_options(), dict(explicit or {}), environ, dict(file_values or {}), file_source
     )
     _apply_resource_env(values, sources, environ)
     if "endpoint" not in values and values.get("protocol") == "http/protobuf":
@@ -244,7 +248,7 @@ def _apply_resource_env(
 
 
 def _validate(config: TelemetryConfig, sources: Mapping[str, str]) -> None:
-    for row in TELEMETRY_OPTIONS:
+    for row in telemetry_options():
         check_bounds(row, getattr(config, row.name), sources.get(row.name))
     if config.max_export_batch_size > config.max_queue_size:
         raise ConfigError(
@@ -273,4 +277,4 @@ def _validate_endpoint(endpoint: str, source: str | None) -> None:
 
 def environment_variables() -> dict[str, tuple[str, ...]]:
     """For each option, the variables read, highest precedence first."""
-    return {row.name: row.variables for row in TELEMETRY_OPTIONS}
+    return {row.name: row.variables for row in telemetry_options()}

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar, overload
 from urllib.parse import unquote
@@ -269,7 +269,7 @@ def check_bounds(row: Declared, value: Any, source: str | None) -> None:
 
 
 def resolve_section(
-    rows: list[Declared],
+    rows: Sequence[Declared],
     explicit: Mapping[str, Any],
     environ: Mapping[str, str],
     file_values: Mapping[str, Any],

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
+import sys
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from types import TracebackType
@@ -24,11 +24,18 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+def _is_cancellation(exc: BaseException) -> bool:
+    # Without asyncio imported there is no CancelledError to catch, and importing asyncio
+    # only for this check would double the package's import time.
+    asyncio = sys.modules.get("asyncio")
+    return asyncio is not None and isinstance(exc, asyncio.CancelledError)
+
+
 def record_failure(span: Span, exc: BaseException) -> None:
     """Exception event plus error status; cancellation and closing are not errors."""
     if isinstance(exc, GeneratorExit):
         return
-    if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | SystemExit):
+    if isinstance(exc, KeyboardInterrupt | SystemExit) or _is_cancellation(exc):
         span.set_attribute("ttbt5.interrupted", type(exc).__name__)
         return
     if getattr(exc, RECORDED_ON_SPAN, None) != span.get_span_context().span_id:

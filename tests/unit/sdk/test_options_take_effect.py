@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.loopback import clean_env
-from ttbt5_otel._sdk.config import TELEMETRY_OPTIONS
+from ttbt5_otel._sdk.config import telemetry_options
 
 PROBE = Path(__file__).with_name("init_probe.py")
 _GRPC = "opentelemetry.exporter.otlp.proto.grpc.trace_exporter.OTLPSpanExporter"
@@ -102,7 +102,7 @@ def baselines() -> dict[str, dict[str, Any]]:
 
 
 def test_every_option_has_a_case() -> None:
-    assert sorted(CASES) == sorted(row.name for row in TELEMETRY_OPTIONS)
+    assert sorted(CASES) == sorted(row.name for row in telemetry_options())
 
 
 @pytest.mark.parametrize("option", sorted(CASES))
