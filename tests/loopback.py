@@ -7,9 +7,12 @@ import os
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+import pytest
 
 
 def free_port() -> int:
@@ -66,3 +69,21 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TTBT5_", "PYTEST_"))}
     env.update(extra)
     return env
+
+
+def wait_until(
+    what: str,
+    probe: Callable[[], Any],
+    timeout: float,
+    diagnostics: Callable[[], object] = str,
+    interval: float = 0.2,
+) -> Any:
+    """Poll ``probe`` until it returns something truthy; at the deadline fail with diagnostics."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{diagnostics()}")
+        time.sleep(interval)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.loopback import free_port
+from tests.loopback import free_port, wait_until
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -101,15 +101,8 @@ def _post_json(url: str, body: object) -> None:
 def _wait_for(
     what: str, probe: Callable[[], str | None], timeout: float, diagnostics: Callable[[], str]
 ) -> str:
-    """Poll ``probe`` until it returns a value; fail with ``diagnostics`` on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result is not None:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{diagnostics()}")
-        time.sleep(0.2)
+    result: str = wait_until(what, probe, timeout, diagnostics)
+    return result
 
 
 def _attr(key: str, value: str) -> dict[str, object]:

@@ -32,7 +32,7 @@ from tests.dashboards._support import (
     load_script,
     tool,
 )
-from tests.loopback import free_port, serve, stop_processes, webhook
+from tests.loopback import free_port, serve, stop_processes, wait_until, webhook
 
 pytestmark = pytest.mark.integration
 
@@ -138,14 +138,9 @@ def _metrics_server(lines: Callable[[float], list[str]], start: float) -> Thread
 def _wait(
     what: str, probe: Callable[[], Any], stack: Stack, detail: Callable[[], object] = str
 ) -> Any:
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}: {detail()}\n{stack.diagnostics()}")
-        time.sleep(0.5)
+    return wait_until(
+        what, probe, TIMEOUT, lambda: f"{detail()}\n{stack.diagnostics()}", interval=0.5
+    )
 
 
 @pytest.fixture(scope="module")

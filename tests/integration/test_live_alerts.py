@@ -27,6 +27,7 @@ import yaml
 
 from tests.dashboards._support import ALERTMANAGER_CONFIG, GRAFANA_DIR, PROMETHEUS_DIR, load_script
 from tests.loopback import clean_env, free_port, stop_processes, webhook
+from tests.loopback import wait_until as wait_for
 from tests.paths import REPO
 
 pytestmark = pytest.mark.integration
@@ -46,15 +47,10 @@ ONLY_UNDER_CONDITION = {"SDK export drops", "Failed exports", "Exporter queue"}
 
 
 def wait_until(what: str, probe: Callable[[], Any], timeout: float, logs: list[Path]) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = probe()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            tails = "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}" for p in logs if p.exists())
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}\n{tails}")
-        time.sleep(0.5)
+    def tails() -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text()[-2000:]}" for p in logs if p.exists())
+
+    return wait_for(what, probe, timeout, tails, interval=0.5)
 
 
 @dataclass
@@ -198,7 +194,7 @@ def incident(live: Live) -> dict[str, list[dict[str, str]]]:
     seen: dict[str, list[dict[str, str]]] = {}
     with log.open("w") as output:
         demo = subprocess.Popen(
-            [sys.executable, str(REPO / "examples/enhanced_integration_demo.py"),
+            [sys.executable, "-m", "ttbt5_otel", "demo",
              "--seconds", str(DEMO_SECONDS), "--rate", "40"],
             stdout=output, stderr=subprocess.STDOUT, env=env, cwd=REPO,
         )  # fmt: skip

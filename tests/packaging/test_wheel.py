@@ -5,6 +5,7 @@ it, its dependencies must resolve with an old pip as well as a new one, and the 
 points (command, pytest plugin, distro) must work from ``site-packages``.
 """
 
+import json
 import os
 import shutil
 import subprocess
@@ -116,3 +117,49 @@ def test_installed_pytest_plugin_captures_telemetry(venv: Path, tmp_path: Path) 
         [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider"], tmp_path
     )
     assert "1 passed" in output
+
+
+def test_installed_stack_runs_from_the_wheel(venv: Path, tmp_path: Path) -> None:
+    """``stack up`` finds its configs inside the installed package, not in a checkout."""
+    command = str(venv / "bin" / "ttbt5-otel")
+    state = tmp_path / "state"
+    env = {**_env(), "TTBT5_COLLECTOR_BIN": str(REPO / "collector/_build/ttbt5-otelcol")}
+
+    def stack(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [command, "stack", *args, "--state-dir", str(state)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+
+    try:
+        up = stack("up", "--timeout", "60")
+        assert up.returncode == 0, up.stdout + up.stderr
+        status = stack("status")
+        assert status.returncode == 0, status.stdout
+        configs = json.loads((state / "stack.json").read_text())["components"]
+        for component in ("collector", "prometheus", "alertmanager"):
+            argv = " ".join(configs[component]["argv"])
+            assert "site-packages/ttbt5_otel/_cli/stack_files/" in argv, argv
+    finally:
+        down = stack("down")
+    assert down.returncode == 0, down.stdout + down.stderr
+
+
+def test_missing_collector_is_named(venv: Path, tmp_path: Path) -> None:
+    result = subprocess.run(
+        [str(venv / "bin" / "ttbt5-otel"), "stack", "up", "--state-dir", str(tmp_path)],
+        cwd=tmp_path,
+        env={**_env(), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "ttbt5-otelcol not found on PATH" in result.stderr
+    assert "TTBT5_COLLECTOR_BIN" in result.stderr

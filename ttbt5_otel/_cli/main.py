@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import runpy
 import sys
 import time
 from collections.abc import Callable
@@ -121,8 +120,9 @@ def _add_stack(subparsers: _Subparsers) -> None:
     stack = subparsers.add_parser(
         "stack",
         help="run the collector, Prometheus and Alertmanager locally (no Docker)",
-        description="Start, inspect and stop a local stack on 127.0.0.1 with the configs of "
-        "this repository. Only processes recorded by `stack up` are ever stopped.",
+        description="Start, inspect and stop a local stack on 127.0.0.1 with the configs "
+        "shipped in the package. The collector is $TTBT5_COLLECTOR_BIN, a source checkout's "
+        "build, or ttbt5-otelcol on PATH. Only processes recorded by `stack up` are stopped.",
     )
     actions = stack.add_subparsers(dest="action", required=True, metavar="{up,status,down}")
     common = argparse.ArgumentParser(add_help=False)
@@ -175,36 +175,21 @@ def _positive_float(value: str) -> float:
 
 # --- demo
 
-DEMO_SCRIPT: Final = (
-    Path(__file__).resolve().parents[2] / "examples" / "enhanced_integration_demo.py"
-)
-
 
 def _demo(args: argparse.Namespace) -> int:
-    if not DEMO_SCRIPT.is_file():
-        _err(
-            f"the demo ships with the source repository ({DEMO_SCRIPT} not found); "
-            "clone it and install with `pip install -e .`"
-        )
-        return EXIT_USAGE
-    argv = [str(DEMO_SCRIPT), "--seconds", str(args.seconds), "--rate", str(args.rate)]
-    argv += ["--seed", str(args.seed)]
-    saved = sys.argv
-    sys.argv = argv
-    try:
-        runpy.run_path(str(DEMO_SCRIPT), run_name="__main__")
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else EXIT_FAILED
-    finally:
-        sys.argv = saved
-    return EXIT_OK
+    # Imported here: the demo pulls in caching, resilience and the application context,
+    # which the other commands never need.
+    from ttbt5_otel._cli import demo  # noqa: PLC0415
+
+    argv = ["--seconds", str(args.seconds), "--rate", str(args.rate), "--seed", str(args.seed)]
+    return demo.main(argv)
 
 
 def _add_demo(subparsers: _Subparsers) -> None:
     parser = subparsers.add_parser(
         "demo",
         help="run the order-service demo (OTLP to the local stack if it is up, else console)",
-        description="Run examples/enhanced_integration_demo.py: an order flow with caching, "
+        description="Run the order-service demo: an order flow with caching, "
         "retries, a circuit breaker, validation and a scripted incident.",
     )
     parser.add_argument("--seconds", type=_positive_float, default=30.0, help="length of the run")

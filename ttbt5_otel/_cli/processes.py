@@ -1,15 +1,14 @@
 """Process plumbing for the local stack: detached start, identity, readiness, stop.
 
 A pid alone does not identify a process: after it exits the kernel may hand the same number
-to an unrelated one. Every process is therefore recorded as (pid, start time), the start
-time being field 22 of ``/proc/<pid>/stat``, and nothing is signalled unless both match.
+to an unrelated one. Every process is therefore recorded as (pid, start time) as psutil
+reports them, and nothing is signalled unless both still match.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import signal
 import socket
 import time
 import urllib.error
@@ -24,50 +23,44 @@ import psutil
 
 from ttbt5_otel._exceptions import StackError
 
-_POLL_SECONDS: Final = 0.1
-# Index of field 22 (starttime) once the fields before and including the name are cut off.
-_START_TIME: Final = 19
 _PROBE_TIMEOUT: Final = 1.0
+_POLL_SECONDS: Final = 0.1
+_KILL_WAIT: Final = 5.0
 
 
 @dataclass(frozen=True, slots=True)
 class ProcessId:
-    """A process as the kernel knows it: pid plus start time in clock ticks since boot."""
+    """A process as the kernel knows it: pid plus start time (seconds since the epoch)."""
 
     pid: int
-    start_time: int
+    start_time: float
 
 
-def _stat_fields(pid: int) -> list[str] | None:
+def start_time_of(pid: int) -> float | None:
+    """Start time of ``pid``, or None when there is no such process."""
     try:
-        raw = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    except OSError:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
         return None
-    # The command name (field 2) is in parentheses and may itself contain spaces or
-    # parentheses, so the fixed-position fields start after the last ")".
-    return raw[raw.rfind(")") + 2 :].split()
 
 
-def start_time_of(pid: int) -> int | None:
-    """Start time of ``pid`` (clock ticks since boot), or None when there is no such process."""
-    fields = _stat_fields(pid)
-    return int(fields[_START_TIME]) if fields is not None and len(fields) > _START_TIME else None
-
-
-def _reap(pid: int) -> None:
-    # A process this one started and that has exited stays a zombie until waited for.
+def _process(proc: ProcessId) -> psutil.Process | None:
+    """The live, non-zombie process ``proc`` names, or None when it is gone or replaced."""
     with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
+        # A child of this process that has exited stays a zombie until waited for.
+        os.waitpid(proc.pid, os.WNOHANG)
+    try:
+        found = psutil.Process(proc.pid)
+        if found.create_time() != proc.start_time or found.status() == psutil.STATUS_ZOMBIE:
+            return None
+    except psutil.Error:
+        return None
+    return found
 
 
 def is_running(proc: ProcessId) -> bool:
     """True when ``proc`` still exists, is not a zombie, and is the same process as recorded."""
-    _reap(proc.pid)
-    fields = _stat_fields(proc.pid)
-    if fields is None or len(fields) <= _START_TIME:
-        return False
-    # fields[0] is the state; a zombie has exited even though its pid is still taken.
-    return fields[0] not in ("Z", "X") and int(fields[_START_TIME]) == proc.start_time
+    return _process(proc) is not None
 
 
 def spawn_detached(argv: Sequence[str], env: Mapping[str, str], log: Path) -> ProcessId:
@@ -86,8 +79,9 @@ def spawn_detached(argv: Sequence[str], env: Mapping[str, str], log: Path) -> Pr
     pid = os.posix_spawn(argv[0], list(argv), dict(env), file_actions=actions, setsid=True)
     start = start_time_of(pid)
     if start is None:  # exited already; recorded with an impossible start time
-        _reap(pid)
-        return ProcessId(pid, -1)
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, os.WNOHANG)
+        return ProcessId(pid, -1.0)
     return ProcessId(pid, start)
 
 
@@ -96,26 +90,28 @@ def stop(procs: Sequence[ProcessId], timeout: float) -> list[ProcessId]:
 
     Returns the processes that were running and have now been stopped.
     """
-    running = [p for p in procs if is_running(p)]
-    for proc in running:
-        _signal(proc, signal.SIGTERM)
+    running = {proc: process for proc in procs if (process := _process(proc)) is not None}
+    for process in running.values():
+        with contextlib.suppress(psutil.Error):
+            process.terminate()
+    left = _wait_gone(list(running), timeout)
+    for proc in left:
+        with contextlib.suppress(psutil.Error):
+            running[proc].kill()
+    _wait_gone(left, _KILL_WAIT)
+    return list(running)
+
+
+def _wait_gone(procs: Sequence[ProcessId], timeout: float) -> list[ProcessId]:
+    # Not psutil.wait_procs: the stack's processes are children of an earlier `stack up`,
+    # and where nothing reaps orphans they linger as zombies, which wait_procs counts as
+    # alive until its timeout. A zombie has exited; _process says so.
     deadline = time.monotonic() + timeout
-    while any(is_running(p) for p in running) and time.monotonic() < deadline:
+    left = [proc for proc in procs if _process(proc) is not None]
+    while left and time.monotonic() < deadline:
         time.sleep(_POLL_SECONDS)
-    for proc in running:
-        if is_running(proc):
-            _signal(proc, signal.SIGKILL)
-    kill_deadline = time.monotonic() + 5.0
-    while any(is_running(p) for p in running) and time.monotonic() < kill_deadline:
-        time.sleep(_POLL_SECONDS)
-    return running
-
-
-def _signal(proc: ProcessId, sig: signal.Signals) -> None:
-    # Checked again right before the signal, so a pid recycled during the wait is spared.
-    if is_running(proc):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, sig)
+        left = [proc for proc in left if _process(proc) is not None]
+    return left
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:

@@ -28,7 +28,15 @@ from ttbt5_otel._cli.processes import (
 )
 from ttbt5_otel._exceptions import StackError
 
-REPO: Final = Path(__file__).resolve().parents[2]
+# The configs ship inside the package (in a source checkout these are links to the
+# repository's own files), so `stack up` works from an installed wheel as well.
+STACK_FILES: Final = Path(__file__).resolve().parent / "stack_files"
+# Where `bash collector/build.sh` puts the collector in a source checkout.
+SOURCE_BUILD: Final = Path(__file__).resolve().parents[2] / "collector" / "_build" / "ttbt5-otelcol"
+COLLECTOR_HINT: Final = (
+    "build it from a source checkout with `bash collector/build.sh`, or point "
+    "TTBT5_COLLECTOR_BIN at a ttbt5-otelcol binary"
+)
 STATE_FILE: Final = "stack.json"
 HOST: Final = "127.0.0.1"
 INSTALL_HINT: Final = "apt-get install prometheus prometheus-alertmanager redis-server"
@@ -59,7 +67,7 @@ class Record:
     """A started component as stored in ``stack.json``."""
 
     pid: int
-    start_time: int
+    start_time: float
     argv: list[str]
     log: str
     ready: str
@@ -100,20 +108,16 @@ def _binary(env_var: str, candidates: tuple[str, ...], hint: str) -> str:
 
 
 def _collector_binary() -> str:
-    configured = os.environ.get("TTBT5_COLLECTOR_BIN")
-    path = Path(configured) if configured else REPO / "collector" / "_build" / "ttbt5-otelcol"
-    if not (path.is_file() and os.access(path, os.X_OK)):
-        raise StackError(
-            f"collector binary not found at {path}: build it with `bash collector/build.sh` "
-            "(or point TTBT5_COLLECTOR_BIN at a built ttbt5-otelcol)"
-        )
-    return str(path.absolute())
+    """``TTBT5_COLLECTOR_BIN``, else a source checkout's build, else ``ttbt5-otelcol`` on PATH."""
+    if os.environ.get("TTBT5_COLLECTOR_BIN") or not SOURCE_BUILD.is_file():
+        return _binary("TTBT5_COLLECTOR_BIN", ("ttbt5-otelcol",), COLLECTOR_HINT)
+    return str(SOURCE_BUILD)
 
 
 def _config(relative: str) -> str:
-    path = REPO / relative
+    path = STACK_FILES / relative
     if not path.is_file():
-        raise StackError(f"{path} not found: `stack up` runs from a source checkout of ttbt5-otel")
+        raise StackError(f"{path} is missing: this installation of ttbt5-otel is incomplete")
     return str(path)
 
 
@@ -146,7 +150,7 @@ def components(state_dir: Path, *, with_redis: bool) -> list[Component]:
             (
                 _binary("TTBT5_PROMETHEUS_BIN", ("prometheus",), apt),
                 # Rule file paths in the config resolve against the config file's directory.
-                f"--config.file={_config('dashboards/prometheus/prometheus.yml')}",
+                f"--config.file={_config('prometheus/prometheus.yml')}",
                 f"--storage.tsdb.path={state_dir / 'prometheus'}",
                 f"--web.listen-address={HOST}:9090",
                 "--web.enable-lifecycle",
@@ -160,7 +164,7 @@ def components(state_dir: Path, *, with_redis: bool) -> list[Component]:
             "alertmanager",
             (
                 _binary("TTBT5_ALERTMANAGER_BIN", ("prometheus-alertmanager", "alertmanager"), apt),
-                f"--config.file={_config('dashboards/alertmanager/alertmanager.yml')}",
+                f"--config.file={_config('alertmanager/alertmanager.yml')}",
                 f"--storage.path={state_dir / 'alertmanager'}",
                 f"--web.listen-address={HOST}:9093",
                 # An empty address disables clustering (and its port 9094).

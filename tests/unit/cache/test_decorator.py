@@ -28,7 +28,8 @@ async def test_single_flight_runs_loader_once_for_100_callers(capture_telemetry)
         return {"item": item}
 
     callers = [asyncio.create_task(load(7)) for _ in range(100)]
-    while cache.hierarchical.counts.coalesced < 99:
+    deadline = time.monotonic() + 10
+    while cache.hierarchical.counts.coalesced < 99 and time.monotonic() < deadline:
         await asyncio.sleep(0)
     release.set()
     results = await asyncio.gather(*callers)

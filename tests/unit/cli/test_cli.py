@@ -206,7 +206,7 @@ def test_missing_collector_binary_says_how_to_build_it(
     monkeypatch.setenv("TTBT5_COLLECTOR_BIN", str(tmp_path / "no-such-otelcol"))
     assert main(["stack", "up", "--state-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
-    assert f"collector binary not found at {tmp_path / 'no-such-otelcol'}" in err
+    assert f"TTBT5_COLLECTOR_BIN={tmp_path / 'no-such-otelcol'} is not an executable file" in err
     assert "bash collector/build.sh" in err
     assert not (tmp_path / "stack.json").exists()
 

@@ -1,6 +1,8 @@
 """An order service that uses every ttbt5_otel pattern, with a scripted incident.
 
-    python examples/enhanced_integration_demo.py [--seconds 30] [--rate 40] [--seed 7]
+    ttbt5-otel demo [--seconds 30] [--rate 40] [--seed 7]
+
+It uses only the public API (``from ttbt5_otel import ...``), as an application would.
 
 What it does: orders arrive at ``--rate`` per second for ``--seconds``. Each one is
 validated, its product is read through a two-level cache (memory, plus Redis when one
@@ -32,7 +34,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
 from ttbt5_otel import (
@@ -288,10 +290,11 @@ def print_summary(result: dict[str, Any]) -> None:
     print("SUMMARY " + json.dumps(result))
 
 
-def choose_exporter() -> str:
-    chosen = os.environ.get("TTBT5_EXPORTER")
-    if chosen:
-        return chosen
+def choose_exporter() -> Literal["otlp", "console", "none"]:
+    """``TTBT5_EXPORTER`` when set, else OTLP when a collector listens, else the console."""
+    chosen = os.environ.get("TTBT5_EXPORTER", "").strip().lower()
+    if chosen in ("otlp", "console", "none"):
+        return cast('Literal["otlp", "console", "none"]', chosen)
     return "otlp" if listening("127.0.0.1", 4317) else "console"
 
 
@@ -327,9 +330,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-# CircuitOpenError is re-exported for readers following the flow: a rejected charge raises it
+# CircuitOpenError is named for readers following the flow: a rejected charge raises it
 # inside place_order, where handle_errors turns it into a "rejected" order.
 __all__ = ["CircuitOpenError", "main"]
-
-if __name__ == "__main__":
-    raise SystemExit(main())
