@@ -7,7 +7,7 @@ repo="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
 cd "$repo"
 bash scripts/setup.sh
 
-.venv/bin/ruff check ttbt5_otel tests benchmarks examples dashboards
-.venv/bin/ruff format --check ttbt5_otel tests benchmarks examples dashboards
+.venv/bin/ruff check ttbt5_otel tests benchmarks examples dashboards scripts
+.venv/bin/ruff format --check ttbt5_otel tests benchmarks examples dashboards scripts
 .venv/bin/mypy
 .venv/bin/python -m pytest "$@"

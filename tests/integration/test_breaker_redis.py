@@ -15,8 +15,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from tests.redis_support import RedisServer
 from ttbt5_otel._exceptions import CircuitOpenError
 from ttbt5_otel._resilience.breaker import CircuitBreaker
-from ttbt5_otel._resilience.breaker_telemetry import CALLS, TRANSITIONS, CircuitState
+from ttbt5_otel._resilience.breaker_telemetry import CircuitState
 from ttbt5_otel.testing import TelemetryCapture
+
+CALLS = "ttbt5.circuit_breaker.calls"
+TRANSITIONS = "ttbt5.circuit_breaker.transitions"
 
 pytestmark = pytest.mark.integration
 RECOVERY = 0.3

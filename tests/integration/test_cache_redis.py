@@ -18,8 +18,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from tests.paths import REPO as ROOT
 from tests.redis_support import RedisServer
 from ttbt5_otel._cache import HierarchicalCache, MemoryCache, RedisCache, cached, instrument_cache
-from ttbt5_otel._cache.telemetry import EVICTIONS, REQUESTS
 from ttbt5_otel.testing import TelemetryCapture
+
+EVICTIONS = "ttbt5.cache.evictions"
+REQUESTS = "ttbt5.cache.requests"
 
 pytestmark = pytest.mark.integration
 

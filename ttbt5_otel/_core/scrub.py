@@ -43,8 +43,8 @@ class Scrubber:
         self, patterns: Iterable[str] = DEFAULT_SECRET_PATTERNS, allow: Iterable[str] = ()
     ) -> None:
         """Match any of ``patterns`` inside a key, ignoring case; never the exact ``allow`` keys."""
-        unique = sorted({p.strip().lower() for p in patterns if p.strip()})
-        joined = "|".join(re.escape(p) for p in unique) or r"(?!)"
+        unique = sorted({p.strip() for p in patterns if p.strip()})
+        joined = "|".join(re.escape(p) for p in unique) or r"(?!)"  # pragma: no mutate
         self._regex = re.compile(joined, re.IGNORECASE)
         self._allow = frozenset(allow)
         self._cache: dict[str, bool] = {}

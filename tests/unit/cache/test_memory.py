@@ -207,6 +207,16 @@ def test_thread_safe_cache_under_threads():
     assert cache.counts.hits + cache.counts.misses == 2_000
 
 
+def test_thread_safe_cache_counts_hits_and_misses_apart(capture_telemetry):
+    """The locked path reports each hit as a hit and each miss as a miss, not just their sum."""
+    name = unique()
+    cache = MemoryCache(10, thread_safe=True, name=name)
+    cache.set("a", 1)
+    assert [cache.get("a"), cache.get("a"), cache.get("b")] == [1, 1, None]
+    assert requests(capture_telemetry, name, "hit") == 2
+    assert requests(capture_telemetry, name, "miss") == 1
+
+
 @pytest.mark.parametrize(
     ("options", "field"),
     [

@@ -7,6 +7,7 @@ import gc
 import inspect
 import itertools
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -18,9 +19,13 @@ from hypothesis import strategies as st
 from ttbt5_otel._core.guard import reset_reported
 from ttbt5_otel._exceptions import CircuitOpenError, Ttbt5Error
 from ttbt5_otel._resilience.breaker import CircuitBreaker, circuit_breakers
-from ttbt5_otel._resilience.breaker_telemetry import CALLS, STATE, TRANSITIONS, CircuitState
+from ttbt5_otel._resilience.breaker_telemetry import CircuitState
 from ttbt5_otel._signals.tracing import span
 from ttbt5_otel.testing import TelemetryCapture
+
+CALLS = "ttbt5.circuit_breaker.calls"
+STATE = "ttbt5.circuit_breaker.state"
+TRANSITIONS = "ttbt5.circuit_breaker.transitions"
 
 CLOSED, OPEN, HALF_OPEN = CircuitState.CLOSED, CircuitState.OPEN, CircuitState.HALF_OPEN
 _names = itertools.count()
@@ -553,7 +558,10 @@ _ops = st.lists(
 
 
 @settings(
-    suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=150, deadline=None
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+    # The mutation check runs this once per mutant of the breaker: fewer examples there.
+    max_examples=int(os.environ.get("TTBT5_PROPERTY_EXAMPLES", "150")),
+    deadline=None,
 )
 @given(
     ops=_ops,

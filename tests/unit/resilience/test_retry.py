@@ -18,9 +18,12 @@ from ttbt5_otel._exceptions import CircuitOpenError
 from ttbt5_otel._resilience import retry_telemetry
 from ttbt5_otel._resilience.breaker import CircuitBreaker
 from ttbt5_otel._resilience.retry import retry
-from ttbt5_otel._resilience.retry_telemetry import ATTEMPT_EVENT, ATTEMPTS, CALLS
 from ttbt5_otel._signals.tracing import span
 from ttbt5_otel.testing import TelemetryCapture
+
+ATTEMPT_EVENT = "retry.attempt_failed"
+ATTEMPTS = "ttbt5.retry.attempts"
+CALLS = "ttbt5.retry.calls"
 
 
 class Flaky:

@@ -1,0 +1,126 @@
+"""Mutation check: do the unit tests notice when the code that carries a promise breaks?
+
+Runs mutmut over the modules listed in ``[tool.mutmut] only_mutate`` of pyproject.toml
+(scrubbing, the breaker's state machine, retry outcomes, cache and breaker counting,
+cardinality limits, settings wiring, the bounded exit), within a time budget, then prints
+the kill rate per module and every surviving mutant as a diff. Fails when the kill rate of
+the checked mutants is under the threshold, or when the budget ran out before most mutants
+were checked.
+
+    .venv/bin/python scripts/mutation_check.py [--budget SECONDS] [--threshold 0.9]
+
+A timeout counts as a kill (the tests did not pass); a mutant that no selected test reaches
+counts as a survivor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MUTMUT = Path(sys.executable).with_name("mutmut")
+DETECTED = {"killed", "timeout", "segfault", "caught by type check"}
+MISSED = {"survived", "no tests", "suspicious"}
+# Exit codes as mutmut records them in its .meta files (mutmut/stats.py).
+_STATUS = {
+    1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped",
+    35: "suspicious", 36: "timeout", 37: "caught by type check", -24: "timeout", 24: "timeout",
+    152: "timeout", 255: "timeout", -11: "segfault", -9: "segfault", None: "not checked",
+}  # fmt: skip
+
+
+def _run_mutmut(budget: float) -> bool:
+    """Run mutmut in its own process group; False when the budget ran out."""
+    env = {**os.environ, "TTBT5_PROPERTY_EXAMPLES": "20"}
+    with subprocess.Popen(
+        [str(MUTMUT), "run", "--max-children", str(os.cpu_count() or 2)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    ) as process:
+        try:
+            process.wait(timeout=budget)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            return False
+    return True
+
+
+def _results() -> dict[str, Counter[str]]:
+    by_module: dict[str, Counter[str]] = {}
+    for meta in sorted((REPO / "mutants").rglob("*.py.meta")):
+        module = str(meta.relative_to(REPO / "mutants")).removesuffix(".meta")
+        codes = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
+        statuses: Counter[str] = Counter()
+        for name, code in codes.items():
+            status = _STATUS.get(code, "suspicious")
+            statuses[status] += 1
+            if status in MISSED:
+                statuses[f"survivor:{name}"] += 1
+        by_module[module] = statuses
+    return by_module
+
+
+def _show(name: str) -> str:
+    shown = subprocess.run(
+        [str(MUTMUT), "show", name], cwd=REPO, capture_output=True, text=True, check=False
+    ).stdout
+    return "\n".join(
+        line for line in shown.splitlines() if line.startswith(("-", "+")) and line[:3] not in
+        ("---", "+++")
+    )  # fmt: skip
+
+
+def main() -> int:
+    """Run the check; the exit status says whether it passed."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--budget", type=float, default=1500.0, help="seconds for mutmut")
+    parser.add_argument("--threshold", type=float, default=0.9, help="minimum kill rate")
+    args = parser.parse_args()
+    shutil.rmtree(REPO / "mutants", ignore_errors=True)
+    started = time.monotonic()
+    finished = _run_mutmut(args.budget)
+    elapsed = time.monotonic() - started
+    modules = _results()
+    total = Counter[str]()
+    print(f"mutation check: {elapsed:.0f} s{'' if finished else ' (budget ran out)'}")
+    print(f"{'module':<44} {'mutants':>7} {'killed':>7} {'missed':>7} {'rate':>6}")
+    for module, statuses in modules.items():
+        detected = sum(statuses[s] for s in DETECTED)
+        missed = sum(statuses[s] for s in MISSED)
+        total.update({"detected": detected, "missed": missed, "unchecked": statuses["not checked"]})
+        checked = detected + missed
+        rate = f"{detected / checked:.0%}" if checked else "-"
+        print(f"{module:<44} {checked:>7} {detected:>7} {missed:>7} {rate:>6}")
+    checked = total["detected"] + total["missed"]
+    rate = total["detected"] / checked if checked else 0.0
+    print(f"{'all':<44} {checked:>7} {total['detected']:>7} {total['missed']:>7} {rate:>6.0%}")
+    survivors = [k.removeprefix("survivor:") for s in modules.values() for k in s
+                 if k.startswith("survivor:")]  # fmt: skip
+    for name in survivors:
+        print(f"\nsurvived: {name}\n{_show(name)}")
+    unchecked = total["unchecked"]
+    if unchecked > 0.05 * (checked + unchecked):
+        print(f"FAILED: {unchecked} mutants not checked within {args.budget:.0f} s")
+        return 1
+    if rate < args.threshold:
+        print(f"FAILED: kill rate {rate:.1%} is under {args.threshold:.0%}")
+        return 1
+    print(f"mutation check passed: kill rate {rate:.1%}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
