@@ -10,9 +10,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+import ttbt5_otel
 
 
 def free_port() -> int:
@@ -67,6 +70,10 @@ def clean_env(**extra: str) -> dict[str, str]:
     believe it runs under pytest (that turns instrumentation errors into exceptions).
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TTBT5_", "PYTEST_"))}
+    # Children import the very package this process tests (a copy under test, such as the
+    # mutation check's, included), not whichever one the interpreter would find first.
+    package_root = str(Path(ttbt5_otel.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     env.update(extra)
     return env
 

@@ -10,6 +10,7 @@ import asyncio
 import pytest
 
 import ttbt5_otel
+from ttbt5_otel._core.otel import bump_generation
 from ttbt5_otel.testing import TelemetryCapture
 
 SECONDS_BUCKETS = (
@@ -43,6 +44,9 @@ CONTRACT = {
 @pytest.fixture
 def emitted(capture_telemetry: TelemetryCapture) -> TelemetryCapture:
     """Every metric of the contract, emitted once through the public API."""
+    # Instruments are created once per provider generation; a new generation makes this
+    # test create them again, so it also checks how they are declared.
+    bump_generation()
 
     @ttbt5_otel.monitor_performance
     def work() -> int:

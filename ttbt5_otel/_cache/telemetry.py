@@ -35,7 +35,6 @@ ENTRIES: Final = "ttbt5.cache.entries"
 DURATION: Final = "ttbt5.cache.operation.duration"
 COALESCED: Final = "ttbt5.cache.coalesced"
 REASONS: Final = ("size", "expired", "invalidated")
-_FIELDS: Final = ("hits", "misses", "errors", "size", "expired", "invalidated", "coalesced")
 
 
 class Counts:
@@ -67,10 +66,6 @@ class Counts:
         self.invalidated = 0
         self.coalesced = 0
         self.entries: Callable[[], int | None] | None = None
-
-    def snapshot(self) -> dict[str, int]:
-        """Every count by field name."""
-        return {field: getattr(self, field) for field in _FIELDS}
 
 
 class Observed(Protocol):

@@ -37,6 +37,7 @@ async def test_stored_none_is_a_hit_and_default_is_a_miss(capture_telemetry):
     get = {"cache.name": name, "cache.operation": "get"}
     assert capture_telemetry.histogram_count(DURATION, get) == 4
     assert capture_telemetry.histogram_count(DURATION, {**get, "cache.operation": "set"}) == 2
+    assert 0 < capture_telemetry.histogram_sum(DURATION, get) < 1, "seconds an operation took"
 
 
 async def test_multi_get_counts_each_key(capture_telemetry):

@@ -32,6 +32,8 @@ def test_a_collected_source_keeps_its_counts() -> None:
     del owner
     gc.collect()
     assert _values(counts) == {(("k", "a"),): 5}
+    assert counts._sources == {}, "a collected source is read no more"
+    assert _values(counts) == {(("k", "a"),): 5}
 
 
 def test_direct_counts_past_the_limit_are_overflow() -> None:
@@ -63,6 +65,10 @@ def test_tracked_sets_past_the_limit_are_overflow_and_stay_monotonic() -> None:
         assert len(first) == 3
         owners[2].hits[0] = 4
         assert _values(counts)[(("otel.metric.overflow", True),)] == 4
+        extra = Owner()
+        extra.hits[0] = 3
+        counts.track(extra, lambda: [("w", extra.hits[0])])
+        assert _values(counts)[(("otel.metric.overflow", True),)] == 7, "overflow sums every set"
     finally:
         set_cardinality_limit(2000)
 

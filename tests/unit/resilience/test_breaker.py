@@ -654,3 +654,84 @@ def test_reset_closes_an_open_breaker(name: str, clock: Clock) -> None:
     breaker.reset()
     assert breaker.state is CLOSED
     assert breaker.call(ok) == "ok"
+
+
+def test_state_changes_say_why(name: str, clock: Clock, capture_telemetry: TelemetryCapture):
+    """Each state-change event carries the reason, in words an operator can act on."""
+    breaker = CircuitBreaker(name, failure_threshold=2, recovery_timeout=1, clock=clock)
+    with span("reasons"):
+        fail(breaker, 2)
+        clock.advance(1)
+        fail(breaker)  # the probe fails: open again
+        clock.advance(1)
+        breaker.call(ok)  # the probe succeeds: closed
+    reasons = [
+        (e.attributes or {}).get("circuit_breaker.reason")
+        for e in capture_telemetry.span("reasons").events
+        if e.name == "circuit_breaker.state_change"
+    ]
+    assert reasons == [
+        "2 consecutive failures",
+        "recovery timeout elapsed",
+        "a probe call failed",
+        "recovery timeout elapsed",
+        "probe calls succeeded",
+    ]
+
+
+def test_rate_mode_reason_names_the_rate(name: str, clock: Clock, capture_telemetry):
+    breaker = CircuitBreaker(
+        name, failure_rate_threshold=0.5, window_size=4, minimum_calls=4, clock=clock
+    )
+    with span("rate"):
+        breaker.call(ok)
+        breaker.call(ok)
+        fail(breaker, 2)
+    [event] = [e for e in capture_telemetry.span("rate").events if e.name.endswith("change")]
+    assert event.attributes["circuit_breaker.reason"] == "failure rate 50% over 4 calls"
+
+
+def test_a_recovered_breaker_starts_counting_from_zero(name: str, clock: Clock) -> None:
+    """Failures from before the outage do not count towards the next one."""
+    breaker = CircuitBreaker(name, failure_threshold=2, recovery_timeout=1, clock=clock)
+    fail(breaker, 2)
+    clock.advance(1)
+    breaker.call(ok)
+    assert breaker.state is CLOSED
+    fail(breaker)
+    assert breaker.state is CLOSED, "one failure after recovery must not re-open it"
+    fail(breaker)
+    assert breaker.state is OPEN
+
+
+def test_a_recovered_rate_breaker_starts_a_new_window(name: str, clock: Clock) -> None:
+    breaker = CircuitBreaker(
+        name, failure_rate_threshold=0.5, window_size=4, minimum_calls=4, recovery_timeout=1,
+        clock=clock,
+    )  # fmt: skip
+    for _ in range(2):
+        breaker.call(ok)
+    fail(breaker, 2)
+    assert breaker.state is OPEN
+    clock.advance(1)
+    breaker.call(ok)
+    assert breaker.state is CLOSED
+    fail(breaker, 2)
+    breaker.call(ok)
+    assert breaker.state is CLOSED, "the window restarted: 2 of 3 calls is under minimum_calls"
+
+
+def test_probe_slots_are_released_one_by_one(name: str, clock: Clock) -> None:
+    """Two probe slots: while one probe runs, one more is admitted, then none."""
+    breaker = CircuitBreaker(
+        name, failure_threshold=1, recovery_timeout=1, half_open_max_calls=2,
+        success_threshold=3, clock=clock,
+    )  # fmt: skip
+    fail(breaker)
+    clock.advance(1)
+    assert breaker.call(ok) == "ok"  # probe 1 of 3 needed successes; its slot is free again
+    assert breaker.state is HALF_OPEN
+    assert breaker.call(ok) == "ok"
+    assert breaker.state is HALF_OPEN
+    assert breaker.call(ok) == "ok"
+    assert breaker.state is CLOSED

@@ -90,6 +90,10 @@ def test_success_with_retry_records_attempts_and_events(
     assert sleeps.waits == [0.25, 0.25]
     assert outcome(capture_telemetry, "flaky", "success_with_retry") == 1
     assert capture_telemetry.counter_value(CALLS, {"retry.name": "flaky"}) == 1
+    calls = capture_telemetry.points(CALLS, {"retry.name": "flaky"})
+    successes = [p for p in calls if p.attributes["retry.outcome"].startswith("success")]
+    assert successes
+    assert all("error.type" not in p.attributes for p in successes)
     (hist,) = capture_telemetry.points(ATTEMPTS, {"retry.name": "flaky"})
     assert (hist.count, hist.sum) == (1, 3)
     assert hist.explicit_bounds == (1.0, 2.0, 3.0, 4.0, 5.0, 7.0, 10.0)

@@ -1,9 +1,12 @@
 """``init()`` in-process: idempotency, reuse of installed providers, shutdown, build."""
 
 import logging
+import os
 
 import pytest
 from opentelemetry.instrumentation.asyncio import AsyncioInstrumentor
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
 import ttbt5_otel
@@ -78,6 +81,16 @@ def test_build_wires_batch_processors_with_bounded_queues():
         assert processor._batch_processor._max_queue_size == 100
         assert isinstance(telemetry._span_exporter, ScrubbingSpanExporter)
         assert telemetry.resource.attributes["service.name"] == "unknown_service"
+        providers = telemetry.providers
+        readers = providers.meter_provider._all_metric_readers
+        [reader] = [r for r in readers if isinstance(r, PeriodicExportingMetricReader)]
+        assert reader._exporter is telemetry._metric_exporter
+        log_processors = (
+            providers.logger_provider._multi_log_record_processor._log_record_processors
+        )
+        [log_batch] = [p for p in log_processors if isinstance(p, BatchLogRecordProcessor)]
+        assert log_batch._batch_processor._exporter is telemetry._log_exporter
+        assert log_batch._batch_processor._max_queue_size == 100
     finally:
         telemetry.shutdown(timeout=1)
 
@@ -101,11 +114,25 @@ def test_renew_after_fork_swaps_identity_and_exporters():
     telemetry = _setup._build(resolve_config({"service_name": "forky"}, {}))
     try:
         before_id = telemetry.resource.attributes["service.instance.id"]
-        before_exporter = telemetry._span_exporter.inner
+        before = (
+            telemetry._span_exporter.inner,
+            telemetry._metric_exporter.inner,
+            telemetry._log_exporter.inner,
+        )
+        telemetry.resource._attributes = {**telemetry.resource.attributes, "process.pid": -1}
         telemetry._renew_after_fork()
-        assert telemetry.resource.attributes["service.instance.id"] != before_id
-        assert telemetry.resource.attributes["service.name"] == "forky"
-        assert telemetry._span_exporter.inner is not before_exporter
+        attributes = telemetry.resource.attributes
+        assert attributes["service.instance.id"] != before_id
+        assert attributes["service.name"] == "forky"
+        assert attributes["process.pid"] == os.getpid()
+        with pytest.raises(TypeError):
+            attributes["service.name"] = "changed"  # still immutable, as the SDK expects
+        after = (
+            telemetry._span_exporter.inner,
+            telemetry._metric_exporter.inner,
+            telemetry._log_exporter.inner,
+        )
+        assert all(new is not old for new, old in zip(after, before, strict=True))
     finally:
         telemetry.shutdown(timeout=1)
 
@@ -137,6 +164,7 @@ def test_cardinality_limit_setting_reaches_instruments_created_before_init(
 
 def test_cardinality_limit_setting_reaches_retry_outcomes(fresh_init, capture_telemetry):
     overflow = {"otel.metric.overflow": True}
+    ttbt5_otel.retry(name="known-before-the-limit", attempts=1)(lambda: None)()
     before = capture_telemetry.counter_value("ttbt5.retry.calls", overflow)
     ttbt5_otel.init(metric_cardinality_limit=1, runtime_metrics=False)
     try:
