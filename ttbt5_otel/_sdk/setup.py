@@ -161,6 +161,7 @@ def _rewrite_resource(resource: Resource, changes: Attributes) -> None:
     resource._attributes = BoundedAttributes(attributes=merged, immutable=True)  # noqa: SLF001
 
 
+_INIT_TWICE = "ttbt5_otel.init() was already called; options of later calls are ignored"
 _current: Telemetry | None = None
 _init_lock = threading.RLock()
 _fork_hook_registered = False
@@ -266,10 +267,7 @@ def init(**options: Unpack[TelemetryOptions]) -> Telemetry:
     with _init_lock:
         if _current is not None and not _current.is_shut_down:
             if options:
-                _guard.warn_once(
-                    "init-twice",
-                    "ttbt5_otel.init() was already called; options of later calls are ignored",
-                )
+                _guard.warn_once("init-twice", _INIT_TWICE)
             return _current
         file_values, file_source = file_telemetry(os.environ)
         config = resolve_config(dict(options), os.environ, file_values, file_source)

@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcess
 import ttbt5_otel
 from ttbt5_otel import ConfigError
 from ttbt5_otel._core.limits import set_cardinality_limit
+from ttbt5_otel._core.scrub import active_scrubber, configure_scrubber
 from ttbt5_otel._sdk import setup as _setup
 from ttbt5_otel._sdk.config import resolve_config
 from ttbt5_otel._sdk.providers import ScrubbingSpanExporter, build_resource
@@ -176,3 +177,88 @@ def test_cardinality_limit_setting_reaches_retry_outcomes(fresh_init, capture_te
         )
     finally:
         set_cardinality_limit(2000)
+
+
+def test_module_level_flush_and_shutdown_follow_init(fresh_init):
+    """Before init() there is nothing to flush; after it, both act on the one handle."""
+    assert ttbt5_otel.force_flush() is True
+    ttbt5_otel.shutdown()  # a no-op without init()
+    telemetry = ttbt5_otel.init(runtime_metrics=False)
+    assert ttbt5_otel.force_flush(timeout=1.0) is True
+    ttbt5_otel.shutdown(timeout=1.0)
+    assert telemetry.is_shut_down
+
+
+def test_init_installs_its_scrubbing_policy(fresh_init):
+    try:
+        ttbt5_otel.init(runtime_metrics=False, scrub_patterns=("pin",), scrub_allow=("tokens",))
+        scrubber = active_scrubber()
+        assert scrubber.is_secret("order_pin")
+        assert scrubber.is_secret("password")
+        assert not scrubber.is_secret("tokens")
+    finally:
+        configure_scrubber()
+
+
+def test_init_reads_the_environment_and_the_config_file(fresh_init, monkeypatch, tmp_path):
+    config_file = tmp_path / "app.toml"
+    config_file.write_text('[telemetry]\nsample_ratio = 0.5\n[logging]\nlevel = "WARNING"\n')
+    monkeypatch.setenv("TTBT5_SERVICE_NAME", "from-env")
+    monkeypatch.setenv("TTBT5_CONFIG_FILE", str(config_file))
+    telemetry = ttbt5_otel.init(runtime_metrics=False)
+    assert telemetry.config.service_name == "from-env"
+    assert (telemetry.config.sample_ratio, telemetry.config.log_level) == (0.5, "WARNING")
+
+
+def test_a_bad_config_file_value_names_the_file(fresh_init, monkeypatch, tmp_path):
+    config_file = tmp_path / "app.json"
+    config_file.write_text('{"telemetry": {"sample_ratio": 2}}')
+    monkeypatch.setenv("TTBT5_CONFIG_FILE", str(config_file))
+    with pytest.raises(
+        ConfigError, match=rf"sample_ratio: 2.0 is outside 0..1 \(from {config_file}"
+    ):
+        ttbt5_otel.init(runtime_metrics=False)
+
+
+def test_init_without_foreign_providers_installs_its_own(
+    fresh_init, monkeypatch, capture_telemetry
+):
+    """The path of a real application: providers built, set globally, runtime metrics on."""
+    installed = []
+    monkeypatch.setattr(_setup, "_foreign_providers_installed", lambda: False)
+    monkeypatch.setattr(_setup.trace, "set_tracer_provider", installed.append)
+    monkeypatch.setattr(_setup.metrics, "set_meter_provider", installed.append)
+    monkeypatch.setattr(_setup._logs, "set_logger_provider", installed.append)
+    telemetry = ttbt5_otel.init(endpoint="http://127.0.0.1:9", timeout=0.5, shutdown_timeout=0.5)
+    providers = telemetry.providers
+    assert installed == [
+        providers.tracer_provider,
+        providers.meter_provider,
+        providers.logger_provider,
+    ]
+    # The package's meter still resolves to the test's providers, which see the runtime
+    # metrics registered by init().
+    assert "process.cpu.time" in capture_telemetry.metric_names()
+
+
+def test_exit_and_fork_hooks(fresh_init, monkeypatch):
+    """Registered once per process; the exit hook shuts down, the fork hook renews."""
+    registered = []
+    monkeypatch.setattr(_setup, "_fork_hook_registered", False)
+    monkeypatch.setattr(_setup.os, "register_at_fork", lambda **hooks: registered.append(hooks))
+    monkeypatch.setattr(_setup.atexit, "register", registered.append)
+    first = ttbt5_otel.init(runtime_metrics=False)
+    first.shutdown()
+    ttbt5_otel.init(runtime_metrics=False)
+    assert registered == [{"after_in_child": _setup._after_fork_in_child}, _setup._at_exit]
+
+    built = _setup._build(resolve_config({"endpoint": "http://127.0.0.1:9"}, {}))
+    monkeypatch.setattr(_setup, "_current", built)
+    before = built.resource.attributes["service.instance.id"]
+    _setup._after_fork_in_child()
+    renewed = built.resource.attributes["service.instance.id"]
+    assert renewed != before
+    _setup._at_exit()
+    assert built.is_shut_down
+    _setup._after_fork_in_child()  # a shut-down handle is left alone
+    assert built.resource.attributes["service.instance.id"] == renewed
