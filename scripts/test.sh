@@ -11,3 +11,6 @@ bash scripts/setup.sh
 .venv/bin/ruff format --check ttbt5_otel tests benchmarks examples dashboards scripts
 .venv/bin/mypy
 .venv/bin/python -m pytest "$@"
+if [[ -z "${TTBT5_SKIP_MUTATION:-}" ]]; then
+  .venv/bin/python scripts/mutation_check.py
+fi
