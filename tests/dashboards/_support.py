@@ -7,13 +7,17 @@ check would let rules, routes and dashboards drift apart unseen.
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 import shutil
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+import yaml
 
 from tests.paths import REPO
 
@@ -51,3 +55,62 @@ def load_script(path: Path, name: str) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def fast_prometheus_config(
+    work: Path, collector_ports: dict[str, int], alertmanager_port: int | None = None
+) -> Path:
+    """The bundled rules with short durations and prometheus.yml scraping every second.
+
+    ``collector_ports`` holds the ``prom_exporter`` and ``telemetry`` ports of the collector
+    under test; without ``alertmanager_port`` no alerts are sent (they still fire).
+    """
+    run([sys.executable, str(PROMETHEUS_DIR / "render_rules.py"), "--fast", "--output-dir",
+         str(work / "rules")])  # fmt: skip
+    scrape = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
+    scrape["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+    scrape["rule_files"] = [str(work / "rules" / "*.yml")]
+    if alertmanager_port is None:
+        scrape.pop("alerting", None)
+    else:
+        scrape["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = [
+            f"127.0.0.1:{alertmanager_port}"
+        ]
+    targets = {
+        "otel-collector": collector_ports["prom_exporter"],
+        "otel-collector-self": collector_ports["telemetry"],
+    }
+    for job in scrape["scrape_configs"]:
+        job["static_configs"][0]["targets"] = [f"127.0.0.1:{targets[job['job_name']]}"]
+    path = work / "prometheus.yml"
+    path.write_text(yaml.safe_dump(scrape))
+    return path
+
+
+def collector_environment(ports: dict[str, int], **extra: str) -> dict[str, str]:
+    """This environment plus the collector's ports (grpc, http, prom_exporter, telemetry,
+    health) and a one-second span-metrics flush."""
+    return {
+        **os.environ,
+        "TTBT5_COLLECTOR_OTLP_GRPC_PORT": str(ports["grpc"]),
+        "TTBT5_COLLECTOR_OTLP_HTTP_PORT": str(ports["http"]),
+        "TTBT5_COLLECTOR_PROMETHEUS_PORT": str(ports["prom_exporter"]),
+        "TTBT5_COLLECTOR_TELEMETRY_PORT": str(ports["telemetry"]),
+        "TTBT5_COLLECTOR_HEALTH_PORT": str(ports["health"]),
+        "TTBT5_COLLECTOR_SPAN_METRICS_FLUSH_INTERVAL": "1s",
+        **extra,
+    }
+
+
+def firing_alerts(prometheus: str) -> dict[str, list[dict[str, str]]]:
+    """Label sets of the alerts firing in the Prometheus at ``prometheus``, by alert name."""
+    try:
+        with urllib.request.urlopen(f"{prometheus}/api/v1/alerts", timeout=5) as response:
+            alerts = json.load(response)["data"]["alerts"]
+    except OSError:
+        return {}
+    found: dict[str, list[dict[str, str]]] = {}
+    for alert in alerts:
+        if alert["state"] == "firing":
+            found.setdefault(alert["labels"]["alertname"], []).append(alert["labels"])
+    return found

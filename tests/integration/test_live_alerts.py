@@ -23,9 +23,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from tests.dashboards._support import ALERTMANAGER_CONFIG, GRAFANA_DIR, PROMETHEUS_DIR, load_script
+from tests.dashboards._support import (
+    ALERTMANAGER_CONFIG,
+    GRAFANA_DIR,
+    collector_environment,
+    fast_prometheus_config,
+    firing_alerts,
+    load_script,
+)
 from tests.loopback import clean_env, free_port, stop_processes, webhook
 from tests.loopback import wait_until as wait_for
 from tests.paths import REPO
@@ -68,15 +74,7 @@ class Live:
             return json.load(response)["data"]
 
     def firing(self) -> dict[str, list[dict[str, str]]]:
-        try:
-            alerts = self.api("alerts")["alerts"]
-        except OSError:
-            return {}
-        found: dict[str, list[dict[str, str]]] = {}
-        for alert in alerts:
-            if alert["state"] == "firing":
-                found.setdefault(alert["labels"]["alertname"], []).append(alert["labels"])
-        return found
+        return firing_alerts(self.prometheus)
 
 
 def start(name: str, command: list[str], work: Path, env: dict[str, str] | None = None):
@@ -101,11 +99,6 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     if not COLLECTOR.exists():
         pytest.fail(f"collector binary {COLLECTOR} missing: run `bash collector/build.sh`")
     work = tmp_path_factory.mktemp("live")
-    subprocess.run(
-        [sys.executable, str(PROMETHEUS_DIR / "render_rules.py"), "--fast", "--output-dir",
-         str(work / "rules")],
-        check=True, capture_output=True,
-    )  # fmt: skip
     ports = {name: free_port() for name in
              ("grpc", "http", "prom_exporter", "telemetry", "health", "prometheus",
               "alertmanager", "redis")}  # fmt: skip
@@ -122,26 +115,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         routing = routing.replace(slow, "group_interval: 2s")
     (work / "alertmanager.yml").write_text(routing)
 
-    scrape = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
-    scrape["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
-    scrape["rule_files"] = [str(work / "rules" / "*.yml")]
-    scrape["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] = [
-        f"127.0.0.1:{ports['alertmanager']}"
-    ]
-    targets = {"otel-collector": ports["prom_exporter"], "otel-collector-self": ports["telemetry"]}
-    for job in scrape["scrape_configs"]:
-        job["static_configs"][0]["targets"] = [f"127.0.0.1:{targets[job['job_name']]}"]
-    (work / "prometheus.yml").write_text(yaml.safe_dump(scrape))
-
-    collector_env = {
-        **os.environ,
-        "TTBT5_COLLECTOR_OTLP_GRPC_PORT": str(ports["grpc"]),
-        "TTBT5_COLLECTOR_OTLP_HTTP_PORT": str(ports["http"]),
-        "TTBT5_COLLECTOR_PROMETHEUS_PORT": str(ports["prom_exporter"]),
-        "TTBT5_COLLECTOR_TELEMETRY_PORT": str(ports["telemetry"]),
-        "TTBT5_COLLECTOR_HEALTH_PORT": str(ports["health"]),
-        "TTBT5_COLLECTOR_SPAN_METRICS_FLUSH_INTERVAL": "1s",
-    }
+    fast_prometheus_config(work, ports, ports["alertmanager"])
+    collector_env = collector_environment(ports)
     commands = [
         ("collector", [str(COLLECTOR), f"--config={REPO / 'otel-collector.yaml'}"], collector_env),
         ("prometheus", ["prometheus", f"--config.file={work / 'prometheus.yml'}",

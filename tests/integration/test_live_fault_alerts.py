@@ -11,21 +11,20 @@ targets down.
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import subprocess
 import sys
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
-from tests.dashboards._support import PROMETHEUS_DIR
+from tests.dashboards._support import (
+    collector_environment,
+    fast_prometheus_config,
+    firing_alerts,
+)
 from tests.integration.test_live_alerts import COLLECTOR, ready, start
 from tests.loopback import clean_env, free_port, stop_processes, wait_until
 from tests.paths import REPO
@@ -54,23 +53,7 @@ class Stack:
         self.collector: subprocess.Popen[bytes] | None = None
 
     def firing(self) -> dict[str, list[dict[str, str]]]:
-        url = f"{self.prometheus}/api/v1/alerts"
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                alerts = json.load(response)["data"]["alerts"]
-        except OSError:
-            return {}
-        found: dict[str, list[dict[str, str]]] = {}
-        for alert in alerts:
-            if alert["state"] == "firing":
-                found.setdefault(alert["labels"]["alertname"], []).append(alert["labels"])
-        return found
-
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        url = f"{self.prometheus}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
-        with urllib.request.urlopen(url, timeout=5) as response:
-            result: list[dict[str, Any]] = json.load(response)["data"]["result"]
-        return result
+        return firing_alerts(self.prometheus)
 
     def diagnostics(self) -> str:
         tails = [f"--- {p.name}\n{p.read_text()[-2500:]}" for p in self.logs if p.exists()]
@@ -82,34 +65,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if not COLLECTOR.exists():
         pytest.fail(f"collector binary {COLLECTOR} missing: run `bash collector/build.sh`")
     work = tmp_path_factory.mktemp("drills")
-    subprocess.run(
-        [sys.executable, str(PROMETHEUS_DIR / "render_rules.py"), "--fast", "--output-dir",
-         str(work / "rules")],
-        check=True, capture_output=True,
-    )  # fmt: skip
     names = ("grpc", "http", "prom_exporter", "telemetry", "health", "prometheus", "dead")
     ports = {name: free_port() for name in names}
     result = Stack(work, ports)
-    scrape = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
-    scrape["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
-    scrape["rule_files"] = [str(work / "rules" / "*.yml")]
-    scrape.pop("alerting", None)
-    targets = {"otel-collector": ports["prom_exporter"], "otel-collector-self": ports["telemetry"]}
-    for job in scrape["scrape_configs"]:
-        job["static_configs"][0]["targets"] = [f"127.0.0.1:{targets[job['job_name']]}"]
-    (work / "prometheus.yml").write_text(yaml.safe_dump(scrape))
+    fast_prometheus_config(work, ports)
     (work / "drill.yaml").write_text(yaml.safe_dump(DRILL_OVERLAY))
-    collector_env = {
-        **os.environ,
-        "TTBT5_COLLECTOR_OTLP_GRPC_PORT": str(ports["grpc"]),
-        "TTBT5_COLLECTOR_OTLP_HTTP_PORT": str(ports["http"]),
-        "TTBT5_COLLECTOR_PROMETHEUS_PORT": str(ports["prom_exporter"]),
-        "TTBT5_COLLECTOR_TELEMETRY_PORT": str(ports["telemetry"]),
-        "TTBT5_COLLECTOR_HEALTH_PORT": str(ports["health"]),
-        "TTBT5_COLLECTOR_SPAN_METRICS_FLUSH_INTERVAL": "1s",
-        # The log store is down: nothing listens on this loopback port.
-        "TTBT5_LOGS_BACKEND_ENDPOINT": f"http://127.0.0.1:{ports['dead']}",
-    }
+    # The log store is down: nothing listens on this loopback port.
+    collector_env = collector_environment(
+        ports, TTBT5_LOGS_BACKEND_ENDPOINT=f"http://127.0.0.1:{ports['dead']}"
+    )
     collector_command = [
         str(COLLECTOR),
         f"--config={REPO / 'otel-collector.yaml'}",
