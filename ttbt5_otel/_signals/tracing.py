@@ -160,6 +160,28 @@ def traced(
     return decorate
 
 
+# The spans opened by ``SpanScope`` blocks in this context, innermost first, as a linked
+# list of (scope, span, context token, rest): pushing and popping the innermost is O(1).
+_Open = tuple["SpanScope", Span, object, "_Open | None"]
+_open_spans: ContextVar[_Open | None] = ContextVar("ttbt5_open_spans", default=None)
+
+
+def _close(scope: SpanScope) -> tuple[Span, object] | None:
+    """Remove the innermost span ``scope`` opened in this context; None when there is none."""
+    node = _open_spans.get()
+    skipped: list[_Open] = []
+    while node is not None and node[0] is not scope:
+        skipped.append(node)
+        node = node[3]
+    if node is None:
+        return None
+    rest = node[3]
+    for scope_, span_, token_, _ in reversed(skipped):  # blocks left out of order: rare
+        rest = (scope_, span_, token_, rest)
+    _open_spans.set(rest)
+    return node[1], node[2]
+
+
 class SpanScope:
     """A span as ``with``, ``async with`` or decorator; returned by ``span()``.
 
@@ -169,16 +191,13 @@ class SpanScope:
     block ends the span it started.
     """
 
-    __slots__ = ("_attributes", "_kind", "_name", "_open")
+    __slots__ = ("_attributes", "_kind", "_name")
 
     def __init__(self, name: str, kind: SpanKind, attributes: dict[str, AttributeValue]) -> None:
         """Describe the span to open; nothing starts until entered or called."""
         self._name = name
         self._kind = kind
         self._attributes = attributes
-        self._open: ContextVar[tuple[tuple[Span, object], ...]] = ContextVar(
-            f"ttbt5_span_{name}", default=()
-        )
 
     def __enter__(self) -> Span:
         """Start the span and make it current."""
@@ -188,7 +207,7 @@ class SpanScope:
         except Exception as exc:
             internal_error(f"span({self._name})", exc)
             return trace.INVALID_SPAN
-        self._open.set((*self._open.get(), (current, token)))
+        _open_spans.set((self, current, token, _open_spans.get()))
         return current
 
     def __exit__(
@@ -198,11 +217,10 @@ class SpanScope:
         tb: TracebackType | None,
     ) -> None:
         """End the span; an exception is recorded and keeps propagating."""
-        opened = self._open.get()
-        if not opened:
+        found = _close(self)
+        if found is None:
             return
-        current, token = opened[-1]
-        self._open.set(opened[:-1])
+        current, token = found
         try:
             otel_context.detach(token)  # type: ignore[arg-type]
             if exc is not None:

@@ -279,3 +279,17 @@ async def test_one_span_object_in_overlapping_tasks_ends_each_own_span(capture_t
     }
     assert durations["slow"] >= 0.20
     assert durations["fast"] < 0.15
+
+
+def test_blocks_left_out_of_order_still_end_their_own_spans(capture_telemetry):
+    """Entered a then b, left a then b (possible with manual __enter__/__exit__)."""
+    outer, inner = span("a"), span("b")
+    first = outer.__enter__()
+    second = inner.__enter__()
+    outer.__exit__(None, None, None)
+    assert not first.is_recording()
+    assert second.is_recording()
+    inner.__exit__(None, None, None)
+    assert not second.is_recording()
+    assert sorted(capture_telemetry.span_names()) == ["a", "b"]
+    outer.__exit__(None, None, None)  # nothing left open: a no-op
