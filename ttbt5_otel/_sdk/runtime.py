@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Final
 
 import psutil
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
@@ -30,15 +31,50 @@ class _CurrentProcess:
         return self._process
 
 
-def memory_limit_bytes() -> int | None:
-    """The cgroup memory limit of this process, else total physical memory."""
-    for candidate in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+_CGROUP_ROOT: Final = Path("/sys/fs/cgroup")
+_SELF_CGROUP: Final = Path("/proc/self/cgroup")
+_NO_LIMIT: Final = 1 << 60  # cgroup v1 reports "no limit" as a huge page-aligned number
+
+
+def _limit_files(root: Path, self_cgroup: Path) -> list[Path]:
+    """Every memory limit file that applies to this process: its own cgroup and ancestors."""
+    files = [root / "memory.max", root / "memory" / "memory.limit_in_bytes"]
+    try:
+        lines = self_cgroup.read_text(encoding="ascii").splitlines()
+    except OSError:
+        return files
+    for line in lines:
+        fields = line.split(":", 2)
+        if len(fields) != len(("id", "controllers", "path")):
+            continue
+        _, controllers, path = fields
+        if controllers == "":  # cgroup v2: one unified hierarchy
+            base, name = root, "memory.max"
+        elif "memory" in controllers.split(","):
+            base, name = root / "memory", "memory.limit_in_bytes"
+        else:
+            continue
+        parts = [part for part in path.split("/") if part]
+        files += [base.joinpath(*parts[:depth]) / name for depth in range(1, len(parts) + 1)]
+    return files
+
+
+def memory_limit_bytes(root: Path = _CGROUP_ROOT, self_cgroup: Path = _SELF_CGROUP) -> int | None:
+    """The memory this process may use: the tightest cgroup limit on it, else physical memory.
+
+    A limit set on any cgroup above the process applies to it too, so the process's own
+    cgroup (from ``/proc/self/cgroup``) and each of its ancestors are read, cgroup v2 and v1.
+    """
+    limits = []
+    for candidate in _limit_files(root, self_cgroup):
         try:
-            raw = Path(candidate).read_text(encoding="ascii").strip()
+            raw = candidate.read_text(encoding="ascii").strip()
         except OSError:
             continue
-        if raw.isdigit() and int(raw) < (1 << 60):
-            return int(raw)
+        if raw.isdigit() and int(raw) < _NO_LIMIT:
+            limits.append(int(raw))
+    if limits:
+        return min(limits)
     try:
         return int(psutil.virtual_memory().total)
     except Exception:
