@@ -117,3 +117,11 @@ def test_option_takes_effect(option: str, baselines: dict[str, dict[str, Any]]) 
         else:
             assert got == wanted, (path, got)
         assert defaults.get(path, "None") != got, f"{path} is {got!r} without {option} too"
+
+
+def test_init_rate_limits_the_sdk_exporter_warnings(baselines: dict[str, dict[str, Any]]) -> None:
+    """During an outage the SDK warns on every failed export; init() installs the limiter."""
+    assert baselines[""]["sdk_warning_filters"] == [
+        "opentelemetry.exporter.otlp.proto.grpc.exporter",
+        "opentelemetry.sdk._shared_internal",
+    ]
