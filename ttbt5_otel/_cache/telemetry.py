@@ -11,6 +11,7 @@ operations cost far more than a histogram update.
 
 from __future__ import annotations
 
+import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable
@@ -94,13 +95,18 @@ _evictions: ObservedCounts[tuple[str, str, str]] = ObservedCounts(_eviction_attr
 _coalesced: ObservedCounts[str] = ObservedCounts(_coalesced_attributes)
 # Only the entries gauge reads live levels; it reports nothing for a collected cache.
 _live: weakref.WeakSet[Counts] = weakref.WeakSet()
+# Collection copies the set on the exporter's thread while caches are created on others;
+# an unguarded copy fails with "set changed size during iteration".
+_live_lock = threading.Lock()
 _RESULTS: Final = (("hits", "hit"), ("misses", "miss"), ("errors", "error"))
 
 
 def _observe_entries(options: CallbackOptions) -> Iterable[Observation]:
     del options
     sums: dict[tuple[str, str], int] = {}
-    for counts in list(_live):  # a WeakSet copy; levels come and go on other threads
+    with _live_lock:
+        live = list(_live)
+    for counts in live:
         if counts.level is None or counts.entries is None:
             continue
         try:
@@ -176,7 +182,8 @@ def track(owner: object, counts: Counts) -> None:
 
     _requests.track(owner, requests)
     _evictions.track(owner, evictions)
-    _live.add(counts)
+    with _live_lock:
+        _live.add(counts)
     ensure_instruments()
 
 
