@@ -26,16 +26,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from mutmut.stats import status_by_exit_code
+
 REPO = Path(__file__).resolve().parents[1]
 MUTMUT = Path(sys.executable).with_name("mutmut")
 DETECTED = {"killed", "timeout", "segfault", "caught by type check"}
 MISSED = {"survived", "no tests", "suspicious"}
-# Exit codes as mutmut records them in its .meta files (mutmut/stats.py).
-_STATUS = {
-    1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped",
-    35: "suspicious", 36: "timeout", 37: "caught by type check", -24: "timeout", 24: "timeout",
-    152: "timeout", 255: "timeout", -11: "segfault", -9: "segfault", None: "not checked",
-}  # fmt: skip
 
 
 def _run_mutmut(budget: float) -> bool:
@@ -65,7 +61,7 @@ def _results() -> dict[str, Counter[str]]:
         codes = json.loads(meta.read_text(encoding="utf-8"))["exit_code_by_key"]
         statuses: Counter[str] = Counter()
         for name, code in codes.items():
-            status = _STATUS.get(code, "suspicious")
+            status = status_by_exit_code[code]
             statuses[status] += 1
             if status in MISSED:
                 statuses[f"survivor:{name}"] += 1
