@@ -29,10 +29,23 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _run(argv: list[str], cwd: Path, timeout: float = 600) -> str:
-    result = subprocess.run(
-        argv, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=timeout, check=False
+def _call(
+    argv: list[str], cwd: Path, timeout: float = 600, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """``argv`` in ``cwd`` with the clean environment plus ``env``; never raises on failure."""
+    return subprocess.run(
+        argv,
+        cwd=cwd,
+        env={**_env(), **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
+
+
+def _run(argv: list[str], cwd: Path, timeout: float = 600) -> str:
+    result = _call(argv, cwd, timeout)
     assert result.returncode == 0, f"{argv} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout + result.stderr
 
@@ -84,14 +97,11 @@ def test_installed_package_works_outside_the_tree(venv: Path, tmp_path: Path) ->
 def test_installed_command_runs(venv: Path, tmp_path: Path) -> None:
     output = _run([str(venv / "bin" / "ttbt5-otel"), "--version"], tmp_path)
     assert output.strip()
-    doctor = subprocess.run(
+    doctor = _call(
         [str(venv / "bin" / "ttbt5-otel"), "doctor", "--timeout", "1"],
-        cwd=tmp_path,
-        env={**_env(), "TTBT5_OTLP_ENDPOINT": f"http://127.0.0.1:{free_port()}"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+        tmp_path,
+        60,
+        TTBT5_OTLP_ENDPOINT=f"http://127.0.0.1:{free_port()}",
     )
     assert "service_name" in doctor.stdout + doctor.stderr
 
@@ -123,18 +133,11 @@ def test_installed_stack_runs_from_the_wheel(venv: Path, tmp_path: Path) -> None
     """``stack up`` finds its configs inside the installed package, not in a checkout."""
     command = str(venv / "bin" / "ttbt5-otel")
     state = tmp_path / "state"
-    env = {**_env(), "TTBT5_COLLECTOR_BIN": str(REPO / "collector/_build/ttbt5-otelcol")}
+    collector = str(REPO / "collector/_build/ttbt5-otelcol")
 
     def stack(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [command, "stack", *args, "--state-dir", str(state)],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-        )
+        argv = [command, "stack", *args, "--state-dir", str(state)]
+        return _call(argv, tmp_path, 180, TTBT5_COLLECTOR_BIN=collector)
 
     try:
         up = stack("up", "--timeout", "60")
@@ -151,15 +154,8 @@ def test_installed_stack_runs_from_the_wheel(venv: Path, tmp_path: Path) -> None
 
 
 def test_missing_collector_is_named(venv: Path, tmp_path: Path) -> None:
-    result = subprocess.run(
-        [str(venv / "bin" / "ttbt5-otel"), "stack", "up", "--state-dir", str(tmp_path)],
-        cwd=tmp_path,
-        env={**_env(), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    argv = [str(venv / "bin" / "ttbt5-otel"), "stack", "up", "--state-dir", str(tmp_path)]
+    result = _call(argv, tmp_path, 60, PATH="/usr/bin:/bin")
     assert result.returncode == 1
     assert "ttbt5-otelcol not found on PATH" in result.stderr
     assert "TTBT5_COLLECTOR_BIN" in result.stderr
