@@ -39,6 +39,13 @@ def _span_exporter(telemetry: Any) -> dict[str, Any]:
     return facts
 
 
+def _batch_settings(batch_vars: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: batch_vars.get(k)
+        for k in ("_max_queue_size", "_max_export_batch_size", "_schedule_delay")
+    }
+
+
 def probe(telemetry: Any) -> dict[str, Any]:
     providers = telemetry.providers
     tracer_provider = providers.tracer_provider
@@ -66,16 +73,8 @@ def probe(telemetry: Any) -> dict[str, Any]:
         "resource": {k: str(v) for k, v in providers.resource.attributes.items()
                      if not k.startswith(("process.", "host.", "telemetry.", "service.instance"))},
         "span_exporter": _span_exporter(telemetry),
-        "processors": [
-            {k: batch_vars.get(k) for k in ("_max_queue_size", "_max_export_batch_size",
-                                            "_schedule_delay")}
-            for batch_vars in batch
-        ],
-        "log_processors": [
-            {k: batch_vars.get(k) for k in ("_max_queue_size", "_max_export_batch_size",
-                                            "_schedule_delay")}
-            for batch_vars in log_batch
-        ],
+        "processors": [_batch_settings(batch_vars) for batch_vars in batch],
+        "log_processors": [_batch_settings(batch_vars) for batch_vars in log_batch],
         "sdk_warning_filters": sorted(
             name for name in ("opentelemetry.exporter.otlp.proto.grpc.exporter",
                               "opentelemetry.sdk._shared_internal")
