@@ -34,24 +34,35 @@ DETECTED = {"killed", "timeout", "segfault", "caught by type check"}
 MISSED = {"survived", "no tests", "suspicious"}
 
 
-def _run_mutmut(budget: float) -> bool:
-    """Run mutmut in its own process group; False when the budget ran out."""
+def _run_mutmut(budget: float, log: Path) -> int | None:
+    """Run mutmut in its own process group; its exit code, or None when the budget ran out."""
     env = {**os.environ, "TTBT5_PROPERTY_EXAMPLES": "20"}
-    with subprocess.Popen(
-        [str(MUTMUT), "run", "--max-children", str(os.cpu_count() or 2)],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    ) as process:
+    with (
+        log.open("wb") as output,
+        subprocess.Popen(
+            [str(MUTMUT), "run", "--max-children", str(len(os.sched_getaffinity(0)))],
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        ) as process,
+    ):
         try:
-            process.wait(timeout=budget)
+            return process.wait(timeout=budget)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-            return False
-    return True
+            return None
+
+
+def _tail(log: Path, lines: int = 60) -> str:
+    """The end of mutmut's output without its spinner frames."""
+    text = log.read_bytes().decode("utf-8", "replace").replace("\r", "\n")
+    kept = [line for line in text.splitlines()
+            if line.strip() and not "\u2800" <= line[0] <= "\u28ff"]  # fmt: skip
+    return "\n".join(kept[-lines:])
 
 
 def _results() -> dict[str, Counter[str]]:
@@ -85,9 +96,20 @@ def main() -> int:
     parser.add_argument("--budget", type=float, default=1500.0, help="seconds for mutmut")
     parser.add_argument("--threshold", type=float, default=0.9, help="minimum kill rate")
     args = parser.parse_args()
-    shutil.rmtree(REPO / "mutants", ignore_errors=True)
+    log = REPO / "mutants.log"
     started = time.monotonic()
-    finished = _run_mutmut(args.budget)
+    exit_code: int | None = 0
+    for attempt in (1, 2):
+        shutil.rmtree(REPO / "mutants", ignore_errors=True)
+        remaining = args.budget - (time.monotonic() - started)
+        exit_code = _run_mutmut(remaining, log)
+        if exit_code == 0 or exit_code is None:
+            break
+        # mutmut stops before checking any mutant when a test fails in its clean runs
+        # (stats, clean tests, forced failure); show why, and try once more in case the
+        # failure was a flake of a loaded machine.
+        print(f"mutmut stopped with exit code {exit_code} (attempt {attempt}):\n{_tail(log)}")
+    finished = exit_code is not None
     elapsed = time.monotonic() - started
     modules = _results()
     total = Counter[str]()
