@@ -93,9 +93,12 @@ if TYPE_CHECKING:
     from ttbt5_otel._resilience.breaker import CircuitBreaker, circuit_breakers
     from ttbt5_otel._resilience.breaker_telemetry import CircuitState
     from ttbt5_otel._resilience.retry import retry
+    from ttbt5_otel._sdk.instrumentors import Instrumentation, instrument_app
     from ttbt5_otel._sdk.setup import Telemetry, force_flush, init, shutdown
 
 _LAZY: Final[dict[str, str]] = {
+    "Instrumentation": "ttbt5_otel._sdk.instrumentors",
+    "instrument_app": "ttbt5_otel._sdk.instrumentors",
     "Telemetry": "ttbt5_otel._sdk.setup",
     "force_flush": "ttbt5_otel._sdk.setup",
     "init": "ttbt5_otel._sdk.setup",
@@ -171,6 +174,7 @@ __all__ = [
     "EvictionStrategy",
     "HealthResult",
     "HierarchicalCache",
+    "Instrumentation",
     "JsonSerializer",
     "LifecycleHook",
     "LifecyclePhase",
@@ -198,6 +202,7 @@ __all__ = [
     "handle_errors",
     "histogram",
     "init",
+    "instrument_app",
     "instrument_cache",
     "load_settings",
     "log_calls",

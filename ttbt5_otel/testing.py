@@ -48,7 +48,7 @@ from ttbt5_otel._app.context import reset_application_context
 from ttbt5_otel._core.otel import bump_generation
 from ttbt5_otel._sdk.config import TelemetryConfig
 from ttbt5_otel._sdk.providers import Providers, build_providers
-from ttbt5_otel._signals.logger import OTelLogHandler
+from ttbt5_otel._signals.log_bridge import install_bridge, remove_bridge
 
 __all__ = [
     "MetricPoint",
@@ -285,12 +285,13 @@ def capture_telemetry() -> Iterator[TelemetryCapture]:
     capture = _install()
     capture.clear()
     root = logging.getLogger()
-    handler = OTelLogHandler()
     previous_level = root.level
-    root.addHandler(handler)
+    # Tests assert on every record, whatever the level the code under test logs at; set
+    # first, so the bridge finds it the app's own level and lets handlers see every record.
     root.setLevel(logging.DEBUG)
+    bridge = install_bridge("DEBUG")
     try:
         yield capture
     finally:
-        root.removeHandler(handler)
+        remove_bridge(bridge)
         root.setLevel(previous_level)

@@ -199,6 +199,26 @@ def _quantiles(metric: str, selector: str) -> list[Json]:
 
 SPAN_CALLS = "traces_span_metrics_calls_total"
 SPAN_ERRORS = f'{SPAN_CALLS}{{{APP}, status_code="STATUS_CODE_ERROR"}}'
+# Entry spans are a service's requests: SERVER and CONSUMER spans, and root INTERNAL spans
+# the SDK marks ttbt5_entry="true" (the same selection as the recording rules).
+ERROR_STATUS = 'status_code="STATUS_CODE_ERROR"'
+ENTRY_KINDS = ('span_kind=~"SPAN_KIND_SERVER|SPAN_KIND_CONSUMER"', 'ttbt5_entry="true"')
+
+
+def _entry_rate(metric: str, by: str, extra: str = "") -> str:
+    """Per-second rate of ``metric`` over the entry spans of the service, summed ``by``."""
+    more = f", {extra}" if extra else ""
+    parts = " or ".join(f"rate({metric}{{{APP}, {kind}{more}}}{RATE})" for kind in ENTRY_KINDS)
+    return f"sum by ({by}) ({parts})"
+
+
+def _entry_quantiles(metric: str) -> list[Json]:
+    return [
+        target(f"histogram_quantile({q}, {_entry_rate(metric, 'le')})", f"p{round(q * 100)}")
+        for q in (0.5, 0.95, 0.99)
+    ]
+
+
 CACHE = "ttbt5_cache_requests_total"
 CACHE_KEYS = "cache_name, cache_level"
 BREAKER_STATE = '{__name__=~"ttbt5_circuit_breaker_state(_ratio)?", ' + APP
@@ -225,30 +245,42 @@ def service_overview() -> Json:
     panels = [
         row("Requests (span metrics)"),
         panel(
-            "Request rate by span kind",
-            "Spans ended per second, from the collector's span metrics.",
+            "Request rate by route",
+            "Entry spans (server, consumer and root spans) ended per second, by HTTP route "
+            "(empty for spans without one) and status.",
             "reqps",
-            [target(f"sum by (span_kind) (rate({SPAN_CALLS}{{{APP}}}{RATE}))", "{{span_kind}}")],
+            [
+                target(
+                    _entry_rate(SPAN_CALLS, "http_route, status_code"),
+                    "{{http_route}} {{status_code}}",
+                )
+            ],
         ),
         panel(
             "Error ratio",
-            "Share of spans ending with status ERROR; the alert Ttbt5HighErrorRatio watches "
-            "this per instance over 5m.",
+            "Share of entry spans ending with status ERROR; the alert Ttbt5HighErrorRatio "
+            "watches this per instance over 5m.",
             "percentunit",
             [
                 target(
-                    f"(sum by (instance) (rate({SPAN_ERRORS}{RATE}))"
-                    f" or sum by (instance) (rate({SPAN_CALLS}{{{APP}}}{RATE})) * 0)"
-                    f" / sum by (instance) (rate({SPAN_CALLS}{{{APP}}}{RATE}))",
+                    f"({_entry_rate(SPAN_CALLS, 'instance', ERROR_STATUS)}"
+                    f" or {_entry_rate(SPAN_CALLS, 'instance')} * 0)"
+                    f" / {_entry_rate(SPAN_CALLS, 'instance')}",
                     "{{instance}}",
                 )
             ],
         ),
         panel(
-            "Span latency p50 / p95 / p99",
-            "Quantiles of span durations over all spans of the service.",
+            "Request latency p50 / p95 / p99",
+            "Quantiles of entry span durations: what callers of the service waited.",
             "s",
-            _quantiles("traces_span_metrics_duration_seconds_bucket", APP),
+            _entry_quantiles("traces_span_metrics_duration_seconds_bucket"),
+        ),
+        panel(
+            "Spans by kind",
+            "All spans ended per second, entry or not, split by span kind.",
+            "ops",
+            [target(f"sum by (span_kind) (rate({SPAN_CALLS}{{{APP}}}{RATE}))", "{{span_kind}}")],
         ),
         panel(
             "Operation latency p50 / p95 / p99",

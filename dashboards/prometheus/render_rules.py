@@ -153,45 +153,51 @@ def _per_signal(by: str, families: dict[str, str]) -> str:
     return "\nor\n".join(parts)
 
 
+# Entry spans: what a service was asked to do. SERVER and CONSUMER spans, plus root INTERNAL
+# spans (marked ttbt5_entry="true" by the SDK) of apps that only use decorators; the client
+# and internal spans under a request would otherwise count it several times over.
+ENTRY_MATCHERS = ('span_kind=~"SPAN_KIND_SERVER|SPAN_KIND_CONSUMER"', 'ttbt5_entry="true"')
+
+
+def entry_rate(metric: str, by: str, extra: str = "") -> str:
+    """``sum by (by) (rate(...))`` of ``metric`` over entry spans only (``extra`` matchers)."""
+    rates = [
+        f"rate({metric}{{{matcher}{', ' + extra if extra else ''}}}[${{window}}])"
+        for matcher in ENTRY_MATCHERS
+    ]
+    joined = "\n  or\n  ".join(rates)
+    return f"sum by ({by}) (\n  {joined}\n)"
+
+
 RECORDING_RULES: list[tuple[str, str]] = [
+    ("instance:ttbt5_requests:rate5m", entry_rate("traces_span_metrics_calls_total", INSTANCE)),
     (
-        "instance:ttbt5_span_calls:rate5m",
-        f"""
-        sum by ({INSTANCE}) (
-          rate(traces_span_metrics_calls_total[${{window}}])
-        )
-        """,
-    ),
-    (
-        "instance:ttbt5_span_errors:rate5m",
-        f"""
-        sum by ({INSTANCE}) (
-          rate(traces_span_metrics_calls_total{{status_code="STATUS_CODE_ERROR"}}[${{window}}])
-        )
-        """,
+        "instance:ttbt5_request_errors:rate5m",
+        entry_rate("traces_span_metrics_calls_total", INSTANCE, 'status_code="STATUS_CODE_ERROR"'),
     ),
     # 0 for instances with traffic but no error series, no value without traffic.
     (
-        "instance:ttbt5_span_error_ratio:rate5m",
+        "instance:ttbt5_request_error_ratio:rate5m",
         f"""
         (
-          instance:ttbt5_span_errors:rate5m
+          instance:ttbt5_request_errors:rate5m
           or
-          instance:ttbt5_span_calls:rate5m * 0
+          instance:ttbt5_requests:rate5m * 0
         )
         / on ({INSTANCE})
-        (instance:ttbt5_span_calls:rate5m > 0)
+        (instance:ttbt5_requests:rate5m > 0)
         """,
     ),
     (
-        "instance:ttbt5_span_duration_seconds:p95_5m",
-        f"""
-        histogram_quantile(0.95,
-          sum by ({INSTANCE}, le) (
-            rate(traces_span_metrics_duration_seconds_bucket[${{window}}])
-          )
-        )
-        """,
+        "instance:ttbt5_request_duration_seconds:p95_5m",
+        "histogram_quantile(0.95,\n"
+        + entry_rate("traces_span_metrics_duration_seconds_bucket", f"{INSTANCE}, le")
+        + "\n)",
+    ),
+    # Per route, for the service dashboard; spans without http.route share one empty route.
+    (
+        "instance_route:ttbt5_requests:rate5m",
+        entry_rate("traces_span_metrics_calls_total", f"{INSTANCE}, http_route, status_code"),
     ),
     # A missing or zero limit gives no value rather than a division by zero.
     (
@@ -251,7 +257,7 @@ def _error_ratio(severity: str, ratio: float) -> Alert:
         anchor="high-error-ratio",
         for_seconds=300,
         params={"ratio": ratio},
-        expr="instance:ttbt5_span_error_ratio:rate5m > ${ratio}",
+        expr="instance:ttbt5_request_error_ratio:rate5m > ${ratio}",
         condition="share of spans with status ERROR above ${ratio:.0%} over ${window}",
         summary="{{ $labels.service_name }}: over ${ratio:.0%} of spans fail",
         description=(
@@ -320,7 +326,7 @@ ALERTS: list[Alert] = [
         anchor="high-latency",
         for_seconds=600,
         params={"seconds": 1},
-        expr="instance:ttbt5_span_duration_seconds:p95_5m > ${seconds}",
+        expr="instance:ttbt5_request_duration_seconds:p95_5m > ${seconds}",
         condition="95th percentile of span durations above ${seconds} s over ${window}",
         summary="{{ $labels.service_name }}: p95 latency above ${seconds}s",
         description=(

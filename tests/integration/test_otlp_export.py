@@ -123,9 +123,10 @@ def test_no_collector_neither_fails_nor_blocks_calls():
 def test_opentelemetry_instrument_uses_the_same_setup(tmp_path):
     app = tmp_path / "plain_app.py"
     app.write_text(
+        "import logging\n"
         "from opentelemetry import trace\n"
         "with trace.get_tracer('plain').start_as_current_span('auto-configured'):\n"
-        "    pass\n"
+        "    logging.getLogger('plain').warning('agent-log')\n"
     )
     instrument = Path(sys.executable).with_name("opentelemetry-instrument")
     with GrpcReceiver() as receiver:
@@ -151,6 +152,13 @@ def test_opentelemetry_instrument_uses_the_same_setup(tmp_path):
         assert recorded["name"] == "auto-configured"
         assert recorded["resource"]["service.name"] == "agent-app"
         assert recorded["resource"]["telemetry.distro.name"] == "ttbt5-otel"
+        # The logging instrumentation is installed here as opentelemetry-bootstrap would;
+        # the distro leaves it out, so each record is exported once, by the ttbt5 bridge.
+        assert receiver.received.wait_for(lambda r: r.log_records())
+        logs = [r for r in receiver.received.log_records() if r["body"] == "agent-log"]
+        assert len(logs) == 1, logs
+        assert logs[0]["trace_id"] == recorded["trace_id"]
+        assert "agent-log" in proc.stderr, "the app's console still shows its warning"
 
 
 def test_forked_child_gets_its_own_instance_id(tmp_path):

@@ -129,6 +129,12 @@ class TelemetryConfig:
         millis_env=("OTEL_BSP_SCHEDULE_DELAY",),
         positive=True,
     )
+    instrument: tuple[str, ...] = option(
+        ("all",),
+        doc="installed OpenTelemetry instrumentations to activate: all, none, or names "
+        "(flask,httpx,...); OTEL_PYTHON_DISABLED_INSTRUMENTATIONS still applies",
+        env=("TTBT5_INSTRUMENT",),
+    )
     instrument_asyncio: bool = option(
         default=True, doc="asyncio instrumentation", env=("TTBT5_INSTRUMENT_ASYNCIO",)
     )
@@ -191,6 +197,7 @@ class TelemetryOptions(TypedDict, total=False):
     max_queue_size: int
     max_export_batch_size: int
     schedule_delay: float
+    instrument: tuple[str, ...]
     instrument_asyncio: bool
     runtime_metrics: bool
     logging_bridge: bool
@@ -258,6 +265,20 @@ def _validate(config: TelemetryConfig, sources: Mapping[str, str]) -> None:
             sources.get("max_export_batch_size"),
         )
     _validate_endpoint(config.endpoint, sources.get("endpoint"))
+    _validate_instrument(config.instrument, sources.get("instrument"))
+
+
+def _validate_instrument(names: tuple[str, ...], source: str | None) -> None:
+    if not names:
+        raise ConfigError("instrument", "must name at least one of all, none or a library", source)
+    for keyword in ("all", "none"):
+        if keyword in names and len(names) > 1:
+            raise ConfigError(
+                "instrument", f"{keyword!r} cannot be combined with other names {names!r}", source
+            )
+    for name in names:
+        if not name.replace("_", "").replace("-", "").isalnum():
+            raise ConfigError("instrument", f"{name!r} is not an instrumentation name", source)
 
 
 def _validate_endpoint(endpoint: str, source: str | None) -> None:

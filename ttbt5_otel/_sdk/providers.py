@@ -39,6 +39,7 @@ from opentelemetry.sdk.trace.export import (
 )
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio
+from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import Attributes
 
 from ttbt5_otel._core.limits import DURATION_BUCKETS_SECONDS, RETRY_ATTEMPT_BUCKETS
@@ -84,22 +85,37 @@ def _scrub_attributes(attributes: Attributes) -> Attributes:
     return scrubber.scrub(attributes)
 
 
+ENTRY_ATTRIBUTE = "ttbt5.entry"
+"""Set on root INTERNAL spans: the requests of apps that only use decorators, for RED."""
+
+
+def _is_root_internal(span: ReadableSpan) -> bool:
+    return span.kind is SpanKind.INTERNAL and (span.parent is None or span.parent.is_remote)
+
+
 def _scrub_span(span: ReadableSpan) -> ReadableSpan:
+    """The span to export: secrets redacted, a root INTERNAL span marked as an entry."""
     scrubber = active_scrubber()
     events = span.events
     dirty_events = any(e.attributes and scrubber.needs_scrub(e.attributes) for e in events)
     dirty_attrs = bool(span.attributes) and scrubber.needs_scrub(span.attributes or {})
-    if not dirty_events and not dirty_attrs:
+    entry = _is_root_internal(span)
+    if not dirty_events and not dirty_attrs and not entry:
         return span
     from opentelemetry.sdk.trace import Event  # noqa: PLC0415 - only on the rare dirty path
 
+    attributes = _scrub_attributes(span.attributes) if dirty_attrs else span.attributes
+    if entry:
+        attributes = {**(attributes or {}), ENTRY_ATTRIBUTE: True}
     return ReadableSpan(
         name=span.name,
         context=span.context,
         parent=span.parent,
         resource=span.resource,
-        attributes=_scrub_attributes(span.attributes),
-        events=[Event(e.name, _scrub_attributes(e.attributes), e.timestamp) for e in events],
+        attributes=attributes,
+        events=[Event(e.name, _scrub_attributes(e.attributes), e.timestamp) for e in events]
+        if dirty_events
+        else events,
         links=span.links,
         kind=span.kind,
         status=span.status,

@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Unpack
+from typing import Unpack
 
 from opentelemetry import _logs, metrics, trace
 from opentelemetry.sdk._logs import LoggerProvider
@@ -28,6 +28,7 @@ from ttbt5_otel._core.scrub import configure_scrubber
 from ttbt5_otel._sdk import exporters as _exporters
 from ttbt5_otel._sdk.config import TelemetryConfig, TelemetryOptions, resolve_config
 from ttbt5_otel._sdk.config_file import file_telemetry
+from ttbt5_otel._sdk.instrumentors import Instrumentation, Instrumentors, prefer_stable_http_semconv
 from ttbt5_otel._sdk.providers import (
     Providers,
     ScrubbingSpanExporter,
@@ -37,7 +38,7 @@ from ttbt5_otel._sdk.providers import (
 )
 from ttbt5_otel._sdk.quiet import quiet_sdk_warnings
 from ttbt5_otel._sdk.runtime import register_runtime_metrics
-from ttbt5_otel._signals.logger import OTelLogHandler, install_bridge, remove_bridge
+from ttbt5_otel._signals.log_bridge import LogBridge, install_bridge, remove_bridge
 
 _LOG = logging.getLogger("ttbt5_otel")
 
@@ -52,8 +53,8 @@ class Telemetry:
     _span_exporter: ScrubbingSpanExporter | None = None
     _metric_exporter: _exporters.SwappableMetricExporter | None = None
     _log_exporter: _exporters.SwappableLogExporter | None = None
-    _log_handler: OTelLogHandler | None = None
-    _asyncio_instrumentor: Any = None
+    _log_bridge: LogBridge | None = None
+    _instrumentors: Instrumentors = field(default_factory=Instrumentors)
     _closed: bool = field(default=False, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
@@ -61,6 +62,11 @@ class Telemetry:
     def resource(self) -> Resource | None:
         """The resource all three signals carry (``None`` when attached to foreign providers)."""
         return None if self.providers is None else self.providers.resource
+
+    @property
+    def instrumentations(self) -> tuple[Instrumentation, ...]:
+        """Each installed OpenTelemetry instrumentation: instrumented, or skipped and why."""
+        return self._instrumentors.results
 
     @property
     def is_shut_down(self) -> bool:
@@ -94,12 +100,8 @@ class Telemetry:
             if self._closed:
                 return
             self._closed = True
-        remove_bridge(self._log_handler)
-        if self._asyncio_instrumentor is not None:
-            try:
-                self._asyncio_instrumentor.uninstrument()
-            except Exception as exc:
-                _guard.internal_error("asyncio uninstrument", exc)
+        remove_bridge(self._log_bridge)
+        self._instrumentors.deactivate()
         # Spans and logs are flushed under the time budget first, so the provider shutdowns
         # below find empty queues; metrics are exported once, by the meter provider shutdown.
         spans_and_logs = [p for p in _installed_providers(self) if not isinstance(p, MeterProvider)]
@@ -165,6 +167,8 @@ _INIT_TWICE = "ttbt5_otel.init() was already called; options of later calls are 
 _current: Telemetry | None = None
 _init_lock = threading.RLock()
 _fork_hook_registered = False
+# True under ``opentelemetry-instrument``: the agent activates the instrumentors itself.
+_agent_instruments = False
 
 
 def _foreign_providers_installed() -> bool:
@@ -220,16 +224,14 @@ def _start_extras(telemetry: Telemetry) -> None:
     config = telemetry.config
     quiet_sdk_warnings()
     if config.logging_bridge:
-        telemetry._log_handler = install_bridge(config.log_level)  # noqa: SLF001
+        telemetry._log_bridge = install_bridge(config.log_level)  # noqa: SLF001
     if config.runtime_metrics and telemetry.providers is not None:
         register_runtime_metrics(meter())
-    if config.instrument_asyncio:
-        from opentelemetry.instrumentation.asyncio import AsyncioInstrumentor  # noqa: PLC0415
-
-        instrumentor = AsyncioInstrumentor()
-        if not instrumentor.is_instrumented_by_opentelemetry:
-            instrumentor.instrument()
-            telemetry._asyncio_instrumentor = instrumentor  # noqa: SLF001
+    if not _agent_instruments:
+        prefer_stable_http_semconv()
+        telemetry._instrumentors.activate(  # noqa: SLF001
+            config.instrument, asyncio=config.instrument_asyncio
+        )
 
 
 def _after_fork_in_child() -> None:
@@ -287,6 +289,13 @@ def init(**options: Unpack[TelemetryOptions]) -> Telemetry:
             atexit.register(_at_exit)
             _fork_hook_registered = True
         return telemetry
+
+
+def init_for_agent() -> Telemetry:
+    """``init()`` from the environment for ``opentelemetry-instrument``, which instruments."""
+    global _agent_instruments  # noqa: PLW0603 - set once, before the agent's instrumentors load
+    _agent_instruments = True
+    return init()
 
 
 def current_telemetry() -> Telemetry | None:

@@ -107,33 +107,6 @@ class OTelLogHandler(logging.Handler):
         return attributes
 
 
-def install_bridge(level: str) -> OTelLogHandler | None:
-    """Attach the bridge to the root logger once; returns the handler it attached, if any."""
-    root = logging.getLogger()
-    for handler in root.handlers:
-        if isinstance(handler, OTelLogHandler):
-            return None
-        if (
-            type(handler).__name__ == "LoggingHandler"
-            and "opentelemetry" in type(handler).__module__
-        ):
-            # Someone already bridges logging to OTel; a second bridge would duplicate records.
-            return None
-    handler = OTelLogHandler(level=logging.getLevelName(level))
-    if not root.handlers and root.level > handler.level:
-        # Unconfigured logging prints only WARNING+ through the last-resort handler whatever
-        # the root level is, so lowering it changes no console output, only what is exported.
-        root.setLevel(handler.level)
-    root.addHandler(handler)
-    return handler
-
-
-def remove_bridge(handler: OTelLogHandler | None) -> None:
-    """Detach a handler attached by ``install_bridge``."""
-    if handler is not None:
-        logging.getLogger().removeHandler(handler)
-
-
 class Binding:
     """Fields added to the current context; leaving its ``with`` block restores what was before.
 

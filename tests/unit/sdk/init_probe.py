@@ -17,7 +17,7 @@ from ttbt5_otel._core.limits import cardinality_limit
 from ttbt5_otel._core.otel import meter
 from ttbt5_otel._core.scrub import active_scrubber
 from ttbt5_otel._sdk.quiet import RateLimitFilter
-from ttbt5_otel._signals.logger import OTelLogHandler
+from ttbt5_otel._signals.log_bridge import installed_bridge
 
 
 def _span_exporter(telemetry: Any) -> dict[str, Any]:
@@ -59,7 +59,7 @@ def probe(telemetry: Any) -> dict[str, Any]:
         if hasattr(p, "_batch_processor")
     ]
     readers = list(providers.meter_provider._all_metric_readers)
-    bridge = [h for h in logging.getLogger().handlers if isinstance(h, OTelLogHandler)]
+    bridge = installed_bridge()
     flushed: list[int] = []
 
     def recording_flush(timeout_millis: int = 30000) -> bool:
@@ -83,11 +83,14 @@ def probe(telemetry: Any) -> dict[str, Any]:
         "sampler": tracer_provider.sampler.get_description(),
         "metric_interval_ms": [getattr(r, "_export_interval_millis", None) for r in readers],
         "asyncio": AsyncioInstrumentor().is_instrumented_by_opentelemetry,
+        "instrumented": sorted(
+            r.name for r in telemetry.instrumentations if r.status == "instrumented"
+        ),
         "runtime_metrics": sorted(
             key.split(",")[0] for key in meter()._instrument_id_instrument  # type: ignore[attr-defined]
             if key.startswith(("process.", "ttbt5.process."))
         ),
-        "bridge_levels": [h.level for h in bridge],
+        "bridge_levels": [] if bridge is None else [bridge.level],
         "flush_budget_ms": round(max(flushed) / 100) * 100 if flushed else None,
         "secret_custom_name": active_scrubber().is_secret("order_pin"),
         "secret_tokens_used": active_scrubber().is_secret("tokens_used"),

@@ -54,6 +54,7 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
         0.25,
         {"processors.0._schedule_delay": 0.25, "log_processors.0._schedule_delay": 0.25},
     ),
+    "instrument": (["requests"], {"instrumented": ["requests"]}),
     "instrument_asyncio": (False, {"asyncio": False}),
     "runtime_metrics": (False, {"runtime_metrics": []}),
     "logging_bridge": (False, {"bridge_levels": []}),

@@ -7,7 +7,7 @@ import pytest
 from opentelemetry._logs import SeverityNumber
 
 from ttbt5_otel import get_logger, log_calls, span, traced
-from ttbt5_otel._signals.logger import OTelLogHandler, install_bridge, remove_bridge
+from ttbt5_otel._signals.log_bridge import install_bridge, installed_bridge, remove_bridge
 
 
 def test_stdlib_record_becomes_one_otel_record_with_trace_ids(capture_telemetry):
@@ -122,15 +122,17 @@ def test_user_handler_and_bridge_do_not_duplicate(capture_telemetry):
 
 def test_install_bridge_is_idempotent_and_removable():
     root = logging.getLogger()
-    before = [h for h in root.handlers if isinstance(h, OTelLogHandler)]
-    assert before == []
-    handler = install_bridge("INFO")
+    handlers_before = list(root.handlers)
+    bridge = install_bridge("INFO")
     try:
+        assert bridge is not None
         assert install_bridge("INFO") is None
-        assert sum(isinstance(h, OTelLogHandler) for h in root.handlers) == 1
+        assert installed_bridge() is bridge
+        assert root.handlers == handlers_before, "the bridge is not a handler"
     finally:
-        remove_bridge(handler)
-    assert not any(isinstance(h, OTelLogHandler) for h in root.handlers)
+        remove_bridge(bridge)
+    assert installed_bridge() is None
+    assert logging.Logger.callHandlers.__module__ == "logging"
 
 
 def test_sdk_loggers_are_not_bridged(capture_telemetry):

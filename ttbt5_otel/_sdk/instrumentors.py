@@ -1,0 +1,195 @@
+"""The OpenTelemetry instrumentations installed beside the app, activated by ``init()``.
+
+Each installed ``opentelemetry-instrumentation-*`` package announces an instrumentor through
+the ``opentelemetry_instrumentor`` entry point group, and declares the library versions it
+supports. ``init()`` activates every one whose library is installed at a supported version,
+unless the ``instrument`` option or ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` leaves it out;
+nothing here ever raises into the app: a failing instrumentor is reported as skipped.
+
+The stable HTTP semantic conventions are chosen unless the user chose otherwise, so
+``http.request.method``, ``http.route`` and ``http.response.status_code`` reach the span
+metrics and the HTTP duration histograms.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+_LOG = logging.getLogger("ttbt5_otel")
+ENTRY_POINT_GROUP: Final = "opentelemetry_instrumentor"
+DISABLED_VARIABLE: Final = "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"
+SEMCONV_VARIABLE: Final = "OTEL_SEMCONV_STABILITY_OPT_IN"
+ALL: Final = "all"
+NONE: Final = "none"
+# Instrumentors whose job this package already does; running both would duplicate records.
+HANDLED_HERE: Final[Mapping[str, str]] = {
+    "logging": "log records are exported by the ttbt5 logging bridge",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Instrumentation:
+    """What ``init()`` did with one installed OpenTelemetry instrumentation."""
+
+    name: str
+    """The entry point name (``flask``, ``httpx``, ``sqlalchemy``, ...)."""
+    status: Literal["instrumented", "skipped"]
+    reason: str
+    """For an instrumented library its installed version; for a skipped one, why."""
+
+
+def prefer_stable_http_semconv() -> None:
+    """Opt in to the stable HTTP conventions unless the user set the variable."""
+    if not os.environ.get(SEMCONV_VARIABLE):
+        os.environ[SEMCONV_VARIABLE] = "http"
+
+
+def disabled_names(environ: Mapping[str, str] = os.environ) -> frozenset[str]:
+    """The instrumentations ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` switches off."""
+    raw = environ.get(DISABLED_VARIABLE, "")
+    return frozenset(name.strip() for name in raw.split(",") if name.strip())
+
+
+def installed_entry_points() -> list[Any]:
+    """Every installed instrumentor entry point, in a stable order."""
+    from opentelemetry.util._importlib_metadata import entry_points  # noqa: PLC0415
+
+    found = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    return [found[name] for name in sorted(found)]
+
+
+def _skip_reason(entry_point: Any, wanted: tuple[str, ...], disabled: frozenset[str]) -> str | None:
+    name = entry_point.name
+    if name in HANDLED_HERE:
+        return HANDLED_HERE[name]
+    if NONE in wanted:
+        return "instrument=none"
+    if ALL not in wanted and name not in wanted:
+        return "not listed in instrument"
+    if name in disabled:
+        return f"disabled by {DISABLED_VARIABLE}"
+    return _conflict(entry_point)
+
+
+def _conflict(entry_point: Any) -> str | None:
+    from opentelemetry.instrumentation.dependencies import (  # noqa: PLC0415
+        get_dist_dependency_conflicts,
+    )
+
+    conflict = get_dist_dependency_conflicts(entry_point.dist) if entry_point.dist else None
+    if conflict is None:
+        return None
+    if conflict.found or conflict.found_any:
+        return f"version conflict: {conflict}"
+    return "library not installed"
+
+
+def _library_version(entry_point: Any) -> str:
+    from opentelemetry.util._importlib_metadata import version  # noqa: PLC0415
+    from packaging.requirements import Requirement  # noqa: PLC0415
+
+    for requirement in entry_point.dist.requires or ():
+        if "instruments" in requirement:
+            package = Requirement(requirement).name
+            try:
+                return f"{package} {version(package)}"
+            except Exception:  # noqa: S112 - the next declared library may be present
+                continue
+    return f"{entry_point.name} {entry_point.dist.version if entry_point.dist else ''}".strip()
+
+
+class Instrumentors:
+    """The instrumentors ``init()`` activated, so ``shutdown()`` can undo exactly those."""
+
+    def __init__(self) -> None:
+        """Nothing activated yet."""
+        self.results: tuple[Instrumentation, ...] = ()
+        self._active: list[Any] = []
+
+    def activate(
+        self,
+        wanted: tuple[str, ...],
+        *,
+        asyncio: bool,
+        entry_points: Iterable[Any] | None = None,
+    ) -> tuple[Instrumentation, ...]:
+        """Activate what ``wanted`` selects among ``entry_points`` (default: all installed)."""
+        disabled = disabled_names()
+        if not asyncio:
+            disabled |= {"asyncio"}
+        candidates = installed_entry_points() if entry_points is None else entry_points
+        self.results = tuple(self._activate_one(ep, wanted, disabled) for ep in candidates)
+        return self.results
+
+    def _activate_one(
+        self, entry_point: Any, wanted: tuple[str, ...], disabled: frozenset[str]
+    ) -> Instrumentation:
+        name = entry_point.name
+        try:
+            reason = _skip_reason(entry_point, wanted, disabled)
+            if reason is not None:
+                return Instrumentation(name, "skipped", reason)
+            instrumentor = entry_point.load()()
+            if instrumentor.is_instrumented_by_opentelemetry:
+                return Instrumentation(name, "skipped", "already instrumented elsewhere")
+            instrumentor.instrument(skip_dep_check=True)
+            self._active.append(instrumentor)
+            library = _library_version(entry_point)
+        except ImportError as exc:
+            return Instrumentation(name, "skipped", f"library not installed ({exc})")
+        # An instrumentor must never break the app: whatever it raises makes it skipped.
+        except Exception as exc:
+            return Instrumentation(name, "skipped", f"failed: {type(exc).__name__}: {exc}")
+        _LOG.info("ttbt5_otel instrumented %s", library)
+        return Instrumentation(name, "instrumented", library)
+
+    def deactivate(self) -> None:
+        """Undo every activation (at shutdown), newest first."""
+        while self._active:
+            instrumentor = self._active.pop()
+            try:
+                instrumentor.uninstrument()
+            except Exception as exc:  # shutdown goes on with the others
+                _LOG.debug("uninstrumenting %s failed: %s", type(instrumentor).__name__, exc)
+
+
+def instrument_app(app: Any) -> Any:
+    """Instrument a FastAPI or Flask application object created before ``init()``.
+
+    ``init()`` patches the framework classes, so applications created afterwards are covered
+    without this call; for one created earlier, call it once (it does nothing to an
+    application that is already instrumented). Returns ``app``.
+    """
+    from ttbt5_otel._exceptions import ConfigError  # noqa: PLC0415
+
+    kind = _framework_of(app)
+    # Both instrumentors leave an application they already instrumented untouched.
+    if kind == "fastapi":
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor  # noqa: PLC0415
+
+        FastAPIInstrumentor.instrument_app(app)
+    elif kind == "flask":
+        from opentelemetry.instrumentation.flask import FlaskInstrumentor  # noqa: PLC0415
+
+        FlaskInstrumentor.instrument_app(app)  # type: ignore[no-untyped-call]
+    else:
+        raise ConfigError(
+            "app",
+            f"{type(app).__module__}.{type(app).__qualname__} is not a FastAPI or Flask "
+            "application (Django is instrumented by init() before its settings load)",
+        )
+    return app
+
+
+def _framework_of(app: Any) -> str | None:
+    for klass in type(app).__mro__:
+        module = klass.__module__.split(".")[0]
+        if module == "fastapi" and klass.__name__ == "FastAPI":
+            return "fastapi"
+        if module == "flask" and klass.__name__ == "Flask":
+            return "flask"
+    return None
