@@ -14,7 +14,8 @@ from tests.loopback import clean_env
 from tests.otlp_receiver import GrpcReceiver, HttpReceiver, Received, free_port
 
 pytestmark = pytest.mark.integration
-APP = Path(__file__).parent / "apps" / "shop_app.py"
+APPS = Path(__file__).parent / "apps"
+APP = APPS / "shop_app.py"
 
 
 def run_app(env_extra: dict[str, str], *args: str, timeout: float = 60) -> tuple[dict, float]:
@@ -189,3 +190,63 @@ def test_forked_child_gets_its_own_instance_id(tmp_path):
     assert proc.returncode == 0, proc.stderr
     parent, child = proc.stdout.split()
     assert parent != child
+
+
+@pytest.mark.parametrize("ending", ["terminate", "close"])
+def test_pool_workers_export_everything_with_their_own_identity(ending):
+    """Pool workers exit through os._exit; their spans still arrive, each with its pid."""
+    with GrpcReceiver() as receiver:
+        env = clean_env()
+        env.update({"TTBT5_OTLP_ENDPOINT": receiver.endpoint, "TTBT5_SCHEDULE_DELAY": "5"})
+        proc = subprocess.run(
+            [sys.executable, str(APPS / "pool_app.py"), "400", ending],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        jobs = lambda r: [s for s in r.spans() if s["name"] == "job"]  # noqa: E731
+        assert receiver.received.wait_for(lambda r: len(jobs(r)) >= 400, timeout=20)
+        spans = jobs(receiver.received)
+    assert sorted(s["attributes"]["job.index"] for s in spans) == list(range(400))
+    identities = {
+        (s["resource"]["process.pid"], s["resource"]["service.instance.id"]) for s in spans
+    }
+    assert len(identities) == int(proc.stdout.split()[0]) > 1
+    assert len({pid for pid, _ in identities}) == len({iid for _, iid in identities})
+
+
+def test_two_hundred_forks_neither_hang_nor_lose_spans(tmp_path):
+    """Each forked child exports its span under its own pid and exits promptly."""
+    script = tmp_path / "forks.py"
+    script.write_text(
+        "import os, sys\n"
+        "from opentelemetry import trace\n"
+        "import ttbt5_otel\n"
+        "ttbt5_otel.init(service_name='forks', instrument=('none',), runtime_metrics=False)\n"
+        "for i in range(200):\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n"
+        "        with trace.get_tracer('forks').start_as_current_span('child'):\n"
+        "            pass\n"
+        "        sys.exit(0)\n"
+        "    os.waitpid(pid, 0)\n"
+    )
+    with GrpcReceiver() as receiver:
+        env = clean_env()
+        env["TTBT5_OTLP_ENDPOINT"] = receiver.endpoint
+        proc = subprocess.run(
+            [sys.executable, str(script)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        children = lambda r: [s for s in r.spans() if s["name"] == "child"]  # noqa: E731
+        assert receiver.received.wait_for(lambda r: len(children(r)) >= 200, timeout=20)
+        pids = {s["resource"]["process.pid"] for s in children(receiver.received)}
+    assert len(pids) == 200

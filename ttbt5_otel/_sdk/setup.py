@@ -38,6 +38,7 @@ from ttbt5_otel._sdk.providers import (
 )
 from ttbt5_otel._sdk.quiet import quiet_sdk_warnings
 from ttbt5_otel._sdk.runtime import register_runtime_metrics
+from ttbt5_otel._sdk.workers import flush_workers_at_exit
 from ttbt5_otel._signals.log_bridge import LogBridge, install_bridge, remove_bridge
 
 _LOG = logging.getLogger("ttbt5_otel")
@@ -125,10 +126,17 @@ class Telemetry:
     def _renew_after_fork(self) -> None:
         """In a forked child: new instance id and pid, fresh exporter channels."""
         if self.providers is not None:
-            _rewrite_resource(
-                self.providers.resource,
-                {"service.instance.id": new_instance_id(), "process.pid": os.getpid()},
-            )
+            changes: dict[str, str | int] = {
+                "service.instance.id": new_instance_id(),
+                "process.pid": os.getpid(),
+            }
+            _rewrite_resource(self.providers.resource, changes)
+            # Each SDK provider replaces its resource with a merged copy in its own at-fork
+            # hook, which runs before this one; give those copies the child's identity too.
+            for provider in _installed_providers(self):
+                update = getattr(provider, "_update_resource", None)
+                if update is not None:
+                    update(Resource(changes))
         if self.config.exporter != "otlp":
             return
         spans, metric_exporter, logs = _exporters.otlp_exporters(self.config)
@@ -284,6 +292,7 @@ def init(**options: Unpack[TelemetryOptions]) -> Telemetry:
             _install_globals(telemetry.providers)
         _start_extras(telemetry)
         _current = telemetry
+        flush_workers_at_exit(telemetry, telemetry.shutdown)
         if not _fork_hook_registered:
             os.register_at_fork(after_in_child=_after_fork_in_child)
             atexit.register(_at_exit)
