@@ -93,12 +93,13 @@ if TYPE_CHECKING:
     from ttbt5_otel._resilience.breaker import CircuitBreaker, circuit_breakers
     from ttbt5_otel._resilience.breaker_telemetry import CircuitState
     from ttbt5_otel._resilience.retry import retry
-    from ttbt5_otel._sdk.instrumentors import Instrumentation, instrument_app
+    from ttbt5_otel._sdk.instrumentors import Instrumentation
     from ttbt5_otel._sdk.setup import Telemetry, force_flush, init, shutdown
+    from ttbt5_otel._sdk.web_apps import instrument_app
 
 _LAZY: Final[dict[str, str]] = {
     "Instrumentation": "ttbt5_otel._sdk.instrumentors",
-    "instrument_app": "ttbt5_otel._sdk.instrumentors",
+    "instrument_app": "ttbt5_otel._sdk.web_apps",
     "Telemetry": "ttbt5_otel._sdk.setup",
     "force_flush": "ttbt5_otel._sdk.setup",
     "init": "ttbt5_otel._sdk.setup",

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
+
+from ttbt5_otel._sdk.web_apps import APP_CLASSES, cover_apps_of_imported_class
 
 _LOG = logging.getLogger("ttbt5_otel")
 ENTRY_POINT_GROUP: Final = "opentelemetry_instrumentor"
@@ -92,14 +94,15 @@ def _library_version(entry_point: Any) -> str:
     from opentelemetry.util._importlib_metadata import version  # noqa: PLC0415
     from packaging.requirements import Requirement  # noqa: PLC0415
 
-    for requirement in entry_point.dist.requires or ():
+    dist = entry_point.dist
+    for requirement in (dist.requires if dist is not None else None) or ():
         if "instruments" in requirement:
             package = Requirement(requirement).name
             try:
                 return f"{package} {version(package)}"
             except Exception:  # noqa: S112 - the next declared library may be present
                 continue
-    return f"{entry_point.name} {entry_point.dist.version if entry_point.dist else ''}".strip()
+    return f"{entry_point.name} {dist.version if dist is not None else ''}".strip()
 
 
 class Instrumentors:
@@ -109,6 +112,7 @@ class Instrumentors:
         """Nothing activated yet."""
         self.results: tuple[Instrumentation, ...] = ()
         self._active: list[Any] = []
+        self._undo: list[Callable[[], None]] = []
 
     def activate(
         self,
@@ -138,6 +142,8 @@ class Instrumentors:
                 return Instrumentation(name, "skipped", "already instrumented elsewhere")
             instrumentor.instrument(skip_dep_check=True)
             self._active.append(instrumentor)
+            if name in APP_CLASSES:
+                self._undo.append(cover_apps_of_imported_class(name))
             library = _library_version(entry_point)
         except ImportError as exc:
             return Instrumentation(name, "skipped", f"library not installed ({exc})")
@@ -149,47 +155,11 @@ class Instrumentors:
 
     def deactivate(self) -> None:
         """Undo every activation (at shutdown), newest first."""
+        while self._undo:
+            self._undo.pop()()
         while self._active:
             instrumentor = self._active.pop()
             try:
                 instrumentor.uninstrument()
             except Exception as exc:  # shutdown goes on with the others
                 _LOG.debug("uninstrumenting %s failed: %s", type(instrumentor).__name__, exc)
-
-
-def instrument_app(app: Any) -> Any:
-    """Instrument a FastAPI or Flask application object created before ``init()``.
-
-    ``init()`` patches the framework classes, so applications created afterwards are covered
-    without this call; for one created earlier, call it once (it does nothing to an
-    application that is already instrumented). Returns ``app``.
-    """
-    from ttbt5_otel._exceptions import ConfigError  # noqa: PLC0415
-
-    kind = _framework_of(app)
-    # Both instrumentors leave an application they already instrumented untouched.
-    if kind == "fastapi":
-        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor  # noqa: PLC0415
-
-        FastAPIInstrumentor.instrument_app(app)
-    elif kind == "flask":
-        from opentelemetry.instrumentation.flask import FlaskInstrumentor  # noqa: PLC0415
-
-        FlaskInstrumentor.instrument_app(app)  # type: ignore[no-untyped-call]
-    else:
-        raise ConfigError(
-            "app",
-            f"{type(app).__module__}.{type(app).__qualname__} is not a FastAPI or Flask "
-            "application (Django is instrumented by init() before its settings load)",
-        )
-    return app
-
-
-def _framework_of(app: Any) -> str | None:
-    for klass in type(app).__mro__:
-        module = klass.__module__.split(".")[0]
-        if module == "fastapi" and klass.__name__ == "FastAPI":
-            return "fastapi"
-        if module == "flask" and klass.__name__ == "Flask":
-            return "flask"
-    return None

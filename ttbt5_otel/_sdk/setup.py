@@ -38,7 +38,7 @@ from ttbt5_otel._sdk.providers import (
 )
 from ttbt5_otel._sdk.quiet import quiet_sdk_warnings
 from ttbt5_otel._sdk.runtime import register_runtime_metrics
-from ttbt5_otel._sdk.workers import flush_workers_at_exit
+from ttbt5_otel._sdk.workers import flush_this_worker_at_exit, flush_workers_at_exit
 from ttbt5_otel._signals.log_bridge import LogBridge, install_bridge, remove_bridge
 
 _LOG = logging.getLogger("ttbt5_otel")
@@ -293,6 +293,7 @@ def init(**options: Unpack[TelemetryOptions]) -> Telemetry:
         _start_extras(telemetry)
         _current = telemetry
         flush_workers_at_exit(telemetry, telemetry.shutdown)
+        flush_this_worker_at_exit(telemetry.shutdown)
         if not _fork_hook_registered:
             os.register_at_fork(after_in_child=_after_fork_in_child)
             atexit.register(_at_exit)

@@ -10,8 +10,9 @@ still hold would be lost. Two hooks close that gap in every such worker (fork st
   by default kills at once; in workers that keep the default disposition, SIGTERM instead
   raises ``SystemExit``, so the worker leaves through the same exit path and flushes.
 
-Workers started with the ``spawn`` or ``forkserver`` methods run ``init()`` again only if
-the worker's code calls it; such code should call ``ttbt5_otel.shutdown()`` when done.
+Workers started with the ``spawn`` or ``forkserver`` methods (``uvicorn --workers``, say)
+import the app afresh and run its ``init()`` themselves; ``init()`` in such a worker
+registers the same finalizer for itself.
 """
 
 from __future__ import annotations
@@ -51,3 +52,9 @@ def flush_workers_at_exit(owner: object, shutdown: Callable[[], None]) -> None:
             signal.signal(signal.SIGTERM, _leave_on_sigterm)
 
     multiprocessing.util.register_after_fork(owner, prepare)
+
+
+def flush_this_worker_at_exit(shutdown: Callable[[], None]) -> None:
+    """When this process is a ``multiprocessing`` child, run ``shutdown`` as it exits."""
+    if multiprocessing.parent_process() is not None:
+        multiprocessing.util.Finalize(None, shutdown, exitpriority=_EXIT_PRIORITY)
