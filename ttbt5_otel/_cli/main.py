@@ -21,6 +21,7 @@ from ttbt5_otel._cli.doctor import describe_config, mask_url, send_test_span
 from ttbt5_otel._cli.stack import default_state_dir, down, status, up
 from ttbt5_otel._exceptions import ConfigError, StackError
 from ttbt5_otel._sdk.config import resolve_config
+from ttbt5_otel._sdk.instrumentors import preview
 from ttbt5_otel._version import __version__
 
 EXIT_OK: Final = 0
@@ -52,6 +53,10 @@ def _doctor(args: argparse.Namespace) -> int:
     _say("Effective telemetry configuration:")
     for line in describe_config(config, os.environ):
         _say(line)
+    _say("Instrumentations init() activates (instrument, OTEL_PYTHON_DISABLED_INSTRUMENTATIONS):")
+    for item in preview(config.instrument, asyncio=config.instrument_asyncio):
+        verdict = f"yes ({item.reason})" if item.status == "instrumented" else f"no: {item.reason}"
+        _say(f"  {item.name:<25} {verdict}")
     where = f"collector at {mask_url(config.endpoint)} ({config.protocol})"
     if config.exporter != "otlp":
         _say(f"SKIP: exporter is {config.exporter!r}, so nothing is sent to a collector")

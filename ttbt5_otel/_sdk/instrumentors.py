@@ -74,20 +74,35 @@ def _skip_reason(entry_point: Any, wanted: tuple[str, ...], disabled: frozenset[
         return "not listed in instrument"
     if name in disabled:
         return f"disabled by {DISABLED_VARIABLE}"
-    return _conflict(entry_point)
+    return None
 
 
-def _conflict(entry_point: Any) -> str | None:
+def _conflict(instrumentor: Any) -> str | None:
+    """Why the libraries this instrumentor needs are unusable, if they are."""
     from opentelemetry.instrumentation.dependencies import (  # noqa: PLC0415
-        get_dist_dependency_conflicts,
+        get_dependency_conflicts,
     )
 
-    conflict = get_dist_dependency_conflicts(entry_point.dist) if entry_point.dist else None
+    conflict = get_dependency_conflicts(instrumentor.instrumentation_dependencies())
     if conflict is None:
         return None
     if conflict.found or conflict.found_any:
         return f"version conflict: {conflict}"
     return "library not installed"
+
+
+def _load(
+    entry_point: Any, wanted: tuple[str, ...], disabled: frozenset[str]
+) -> tuple[Any, str | None]:
+    """The instrumentor of ``entry_point`` if it is to be activated, else why not."""
+    reason = _skip_reason(entry_point, wanted, disabled)
+    if reason is not None:
+        return None, reason
+    try:
+        instrumentor = entry_point.load()()
+    except ImportError as exc:
+        return None, f"library not installed ({exc})"
+    return instrumentor, _conflict(instrumentor)
 
 
 def _library_version(entry_point: Any) -> str:
@@ -134,10 +149,9 @@ class Instrumentors:
     ) -> Instrumentation:
         name = entry_point.name
         try:
-            reason = _skip_reason(entry_point, wanted, disabled)
+            instrumentor, reason = _load(entry_point, wanted, disabled)
             if reason is not None:
                 return Instrumentation(name, "skipped", reason)
-            instrumentor = entry_point.load()()
             if instrumentor.is_instrumented_by_opentelemetry:
                 return Instrumentation(name, "skipped", "already instrumented elsewhere")
             instrumentor.instrument(skip_dep_check=True)
@@ -145,8 +159,6 @@ class Instrumentors:
             if name in APP_CLASSES:
                 self._undo.append(cover_apps_of_imported_class(name))
             library = _library_version(entry_point)
-        except ImportError as exc:
-            return Instrumentation(name, "skipped", f"library not installed ({exc})")
         # An instrumentor must never break the app: whatever it raises makes it skipped.
         except Exception as exc:
             return Instrumentation(name, "skipped", f"failed: {type(exc).__name__}: {exc}")
@@ -163,3 +175,20 @@ class Instrumentors:
                 instrumentor.uninstrument()
             except Exception as exc:  # shutdown goes on with the others
                 _LOG.debug("uninstrumenting %s failed: %s", type(instrumentor).__name__, exc)
+
+
+def preview(wanted: tuple[str, ...], *, asyncio: bool) -> tuple[Instrumentation, ...]:
+    """What ``init()`` would do with each installed instrumentation, changing nothing."""
+    disabled = disabled_names() | ({"asyncio"} if not asyncio else set())
+    results = []
+    for entry_point in installed_entry_points():
+        try:
+            reason = _load(entry_point, wanted, disabled)[1]
+        except Exception as exc:
+            reason = f"failed: {type(exc).__name__}: {exc}"
+        if reason is None:
+            reason, status = _library_version(entry_point), "instrumented"
+        else:
+            status = "skipped"
+        results.append(Instrumentation(entry_point.name, status, reason))  # type: ignore[arg-type]
+    return tuple(results)

@@ -41,6 +41,18 @@ def no_telemetry_env(monkeypatch: pytest.MonkeyPatch) -> None:
 # --- doctor
 
 
+def test_doctor_lists_what_init_would_instrument_and_why_not() -> None:
+    result = run_cli(
+        "doctor", TTBT5_EXPORTER="none", OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="requests"
+    )
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines() if line.startswith("  ")}
+    assert lines["flask"].split(None, 1)[1].startswith("yes (flask ")
+    assert lines["requests"].endswith("no: disabled by OTEL_PYTHON_DISABLED_INSTRUMENTATIONS")
+    assert "no: log records are exported by the ttbt5 logging bridge" in lines["logging"]
+    assert "no: library not installed" in lines["django"]
+
+
 @pytest.mark.integration
 def test_doctor_fails_with_exit_1_when_nothing_listens() -> None:
     port = free_port()

@@ -1,0 +1,160 @@
+"""The example web services, unmodified, through the real collector into Prometheus.
+
+A burst of failing requests must fire ``Ttbt5HighErrorRatio`` for both services, and the
+request counts Prometheus holds per route and status must be exactly what was sent: only
+entry spans count, so the client and internal spans under each request neither inflate the
+request rate nor dilute the error ratio.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.dashboards._support import collector_environment, fast_prometheus_config, firing_alerts
+from tests.integration.test_live_alerts import COLLECTOR, ready, start
+from tests.integration.web_services import supplier, web_services
+from tests.loopback import free_port, stop_processes, wait_until
+from tests.paths import REPO
+from tests.redis_support import RedisServer
+
+pytestmark = pytest.mark.integration
+ROUTES = {"storefront": "/products/{sku}", "inventory": "/stock/<sku>"}
+GOOD_PER_ROUND, BAD_PER_ROUND = 4, 1
+
+
+def _query(prometheus: str, expr: str) -> list[dict[str, Any]]:
+    url = f"{prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        return list(json.load(reply)["data"]["result"])
+
+
+def _calls_by_status(prometheus: str, service: str) -> dict[str, float]:
+    expr = (
+        "sum by (status_code) (traces_span_metrics_calls_total{"
+        f'service_name="{service}", span_kind="SPAN_KIND_SERVER", '
+        f'http_route="{ROUTES[service]}"}})'
+    )
+    return {r["metric"]["status_code"]: float(r["value"][1]) for r in _query(prometheus, expr)}
+
+
+@pytest.fixture(scope="module")
+def burst(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    if not COLLECTOR.exists():
+        pytest.fail(f"collector binary {COLLECTOR} missing: run `bash collector/build.sh`")
+    work = tmp_path_factory.mktemp("web-stack")
+    names = ("grpc", "http", "prom_exporter", "telemetry", "health", "prometheus")
+    ports = {name: free_port() for name in names}
+    prometheus = f"http://127.0.0.1:{ports['prometheus']}"
+    fast_prometheus_config(work, ports)
+    processes = []
+    logs: list[Path] = []
+    redis = RedisServer(free_port(), work)
+    redis.start()
+    try:
+        collector, log = start(
+            "collector",
+            [str(COLLECTOR), f"--config={REPO / 'otel-collector.yaml'}"],
+            work,
+            collector_environment(ports),
+        )
+        processes.append(collector)
+        logs.append(log)
+        server, log = start(
+            "prometheus",
+            [
+                "prometheus",
+                f"--config.file={work / 'prometheus.yml'}",
+                f"--storage.tsdb.path={work / 'prometheus-data'}",
+                f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
+            ],
+            work,
+        )
+        processes.append(server)
+        logs.append(log)
+        wait_until("the collector", lambda: ready(f"http://127.0.0.1:{ports['health']}/"), 30)
+        wait_until("Prometheus", lambda: ready(f"{prometheus}/-/ready"), 30)
+        endpoint = f"http://127.0.0.1:{ports['grpc']}"
+        redis_url = f"redis://127.0.0.1:{redis.port}/0"
+        with (
+            supplier() as outside,
+            web_services(work, endpoint, outside.url, redis_url) as services,
+        ):
+            sent = {"good": 0, "bad": 0}
+
+            def send_round_until_both_fire() -> bool:
+                for _ in range(GOOD_PER_ROUND):
+                    assert services.get("/products/apple") == 200
+                    sent["good"] += 1
+                for _ in range(BAD_PER_ROUND):
+                    assert services.get("/products/broken") == 502
+                    sent["bad"] += 1
+                fired = firing_alerts(prometheus).get("Ttbt5HighErrorRatio", [])
+                return {a["service_name"] for a in fired} >= set(ROUTES)
+
+            def diagnostics() -> str:
+                return services.output() + "".join(p.read_text()[-2000:] for p in logs)
+
+            wait_until("the error alert for both services", send_round_until_both_fire, 90,
+                       diagnostics, interval=0.0)  # fmt: skip
+            alerts = firing_alerts(prometheus)["Ttbt5HighErrorRatio"]
+        yield {"prometheus": prometheus, "sent": sent, "alerts": alerts}
+    finally:
+        stop_processes(processes)
+        redis.stop()
+
+
+@pytest.mark.parametrize("service", sorted(ROUTES))
+def test_prometheus_counts_exactly_the_requests_sent(burst: dict[str, Any], service: str) -> None:
+    sent = burst["sent"]
+    expected = {"STATUS_CODE_UNSET": sent["good"], "STATUS_CODE_ERROR": sent["bad"]}
+    # Workers flushed at shutdown; the collector's next span-metrics flush carries the rest.
+    wait_until(
+        f"{service} counts",
+        lambda: _calls_by_status(burst["prometheus"], service) == expected,
+        30,
+        lambda: str(_calls_by_status(burst["prometheus"], service)),
+    )
+
+
+@pytest.mark.parametrize("service", sorted(ROUTES))
+def test_error_alert_fires_with_the_true_server_error_ratio(
+    burst: dict[str, Any], service: str
+) -> None:
+    fired = [a for a in burst["alerts"] if a["service_name"] == service]
+    assert fired, burst["alerts"]
+    true_ratio = BAD_PER_ROUND / (GOOD_PER_ROUND + BAD_PER_ROUND)
+    totals = _calls_by_status(burst["prometheus"], service)
+    assert totals["STATUS_CODE_ERROR"] / sum(totals.values()) == pytest.approx(true_ratio)
+    # Entry spans only: over every span of the service the same failures look rarer.
+    everything = _query(
+        burst["prometheus"],
+        f'sum(traces_span_metrics_calls_total{{service_name="{service}", '
+        'status_code="STATUS_CODE_ERROR"}) / '
+        f'sum(traces_span_metrics_calls_total{{service_name="{service}"}})',
+    )
+    assert float(everything[0]["value"][1]) < true_ratio
+
+
+@pytest.mark.parametrize("service", sorted(ROUTES))
+def test_routes_and_http_metrics_reach_the_dashboard_queries(
+    burst: dict[str, Any], service: str
+) -> None:
+    per_route = _query(
+        burst["prometheus"], f'instance_route:ttbt5_requests:rate5m{{service_name="{service}"}}'
+    )
+    # The readiness probes of the test hit a path without a route: the empty route.
+    assert {r["metric"].get("http_route") for r in per_route} <= {ROUTES[service], None}
+    assert ROUTES[service] in {r["metric"].get("http_route") for r in per_route}
+    http = _query(
+        burst["prometheus"],
+        "sum(http_server_request_duration_seconds_count{"
+        f'service_name="{service}", http_route="{ROUTES[service]}"}})',
+    )
+    assert float(http[0]["value"][1]) == sum(burst["sent"].values())
