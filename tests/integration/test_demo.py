@@ -17,6 +17,7 @@ from tests.integration.test_stack_e2e import (
     wait_series,
 )
 from tests.loopback import clean_env
+from tests.otlp_receiver import GrpcReceiver
 
 pytestmark = pytest.mark.integration
 
@@ -42,6 +43,17 @@ def test_demo_in_console_mode_without_a_stack():
     assert summary["orders"] > 50
     assert "Demo summary" in stdout
     assert "ttbt5-otel stack up" in stdout
+
+
+def test_demo_sends_to_the_configured_endpoint_and_says_which():
+    with GrpcReceiver() as receiver:
+        env = clean_env(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint, TTBT5_SCHEDULE_DELAY="0.2")
+        summary, stdout = run_demo(env, 3)
+        assert summary["exporter"] == "otlp"
+        assert summary["endpoint"] == receiver.endpoint
+        assert f"OTLP to {receiver.endpoint}" in stdout
+        assert receiver.received.wait_for(lambda r: r.spans())
+        assert {s["resource"]["service.name"] for s in receiver.received.spans()} == {"orders-demo"}
 
 
 @pytest.fixture

@@ -15,7 +15,8 @@ the card is charged through a retry around a circuit breaker. The run follows a 
 * 75-100 %  a catalogue re-index: product entries are invalidated over and over and traffic
             spreads over the whole catalogue, so the cache hit ratio collapses.
 
-Telemetry goes over OTLP to the local stack when a collector listens on 127.0.0.1:4317
+Telemetry goes over OTLP to the configured endpoint (``TTBT5_OTLP_ENDPOINT`` or
+``OTEL_EXPORTER_OTLP_ENDPOINT``, 127.0.0.1:4317 by default) when a collector listens there
 (``ttbt5-otel stack up``), else readable lines on standard error (console mode);
 ``TTBT5_EXPORTER`` overrides the choice. A progress line runs while it works and a summary
 with where to look comes at the end.
@@ -60,6 +61,8 @@ from ttbt5_otel import (
     span,
     traced,
 )
+from ttbt5_otel._cli.doctor import mask_url
+from ttbt5_otel._sdk.config import resolve_config
 
 SERVICE = "orders-demo"
 PRODUCTS = 2_000
@@ -279,7 +282,7 @@ def print_summary(result: dict[str, Any]) -> None:
     transitions = ", ".join(result["breaker_transitions"]) or "none"
     print(f"  breaker payments  {transitions}")
     if result["exporter"] == "otlp":
-        print("  telemetry         OTLP to http://127.0.0.1:4317")
+        print(f"  telemetry         OTLP to {result['endpoint']}")
         print("  look at           Prometheus   http://127.0.0.1:9090/classic/graph")
         print("                    alerts       http://127.0.0.1:9090/classic/alerts")
         print("                    Alertmanager http://127.0.0.1:9093")
@@ -290,12 +293,14 @@ def print_summary(result: dict[str, Any]) -> None:
     print("SUMMARY " + json.dumps(result))
 
 
-def choose_exporter() -> Literal["otlp", "console", "none"]:
-    """``TTBT5_EXPORTER`` when set, else OTLP when a collector listens, else the console."""
+def choose_exporter(endpoint: str) -> Literal["otlp", "console", "none"]:
+    """``TTBT5_EXPORTER`` if set, else OTLP when ``endpoint`` listens, else the console."""
     chosen = os.environ.get("TTBT5_EXPORTER", "").strip().lower()
     if chosen in ("otlp", "console", "none"):
         return cast('Literal["otlp", "console", "none"]', chosen)
-    return "otlp" if listening("127.0.0.1", 4317) else "console"
+    parts = urlsplit(endpoint)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return "otlp" if listening(parts.hostname or "127.0.0.1", port) else "console"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -305,7 +310,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7, help="random seed")
     args = parser.parse_args(argv)
     world.rng.seed(args.seed)
-    exporter = choose_exporter()
+    # The endpoint init() will use: TTBT5_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT, the
+    # config file or the default, as for any app.
+    endpoint = resolve_config({}).endpoint
+    exporter = choose_exporter(endpoint)
     # The terminal is for the progress line and the summary: log records (every one from INFO
     # up, failed orders included) go out as OTel logs, or as console-exporter lines.
     console = logging.StreamHandler()
@@ -326,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         await context.health.run_once()
 
     asyncio.run(service())
-    print_summary(summary(args.seconds, exporter))
+    print_summary({**summary(args.seconds, exporter), "endpoint": mask_url(endpoint)})
     return 0
 
 
