@@ -70,12 +70,22 @@ def best(fn: Callable[[], object], number: int, repeat: int) -> float:
 
 
 def compare(
-    label: str, raw: Callable[[], object], ours: Callable[[], object], number: int, repeat: int
+    label: str,
+    raw: Callable[[], object],
+    ours: Callable[[], object],
+    number: int,
+    repeat: int,
+    switches: tuple[Callable[[], None], Callable[[], None]] | None = None,
 ) -> float:
+    """Best time per call of each side, interleaved; ``switches`` prepare each side's turn."""
     # Interleave the two sides so drift (thermal, other load) hits both alike.
     raw_times, our_times = [], []
     for _ in range(repeat):
+        if switches:
+            switches[0]()
         raw_times.append(best(raw, number, 1))
+        if switches:
+            switches[1]()
         our_times.append(best(ours, number, 1))
     raw_best, our_best = min(raw_times), min(our_times)
     ratio = our_best / raw_best
@@ -96,7 +106,7 @@ def main() -> int:
     tracer_provider, logger_provider = install()
 
     import ttbt5_otel  # noqa: PLC0415 - after the providers exist, like an app after init()
-    from ttbt5_otel._signals.logger import OTelLogHandler  # noqa: PLC0415
+    from ttbt5_otel._signals import log_bridge  # noqa: PLC0415
 
     tracer = trace.get_tracer("bench")
     meter = metrics.get_meter("bench")
@@ -148,8 +158,19 @@ def main() -> int:
     raw_logger.addHandler(raw_handler)
     raw_logger.propagate = False
     raw_logger.setLevel(logging.INFO)
+    # The bridge is process-wide (it wraps Logger.callHandlers): it is switched on for the
+    # ttbt5 side's turns only, so the raw side pays nothing for it.
+    bridge = log_bridge.install_bridge("INFO")
+    with_bridge = logging.Logger.callHandlers
+    without_bridge = log_bridge._ORIGINAL_CALL_HANDLERS  # noqa: SLF001
+
+    def raw_turn() -> None:
+        logging.Logger.callHandlers = without_bridge  # type: ignore[method-assign]
+
+    def our_turn() -> None:
+        logging.Logger.callHandlers = with_bridge  # type: ignore[method-assign]
+
     our_logger = logging.getLogger("bench.ours")
-    our_logger.addHandler(OTelLogHandler())
     our_logger.propagate = False
     our_logger.setLevel(logging.INFO)
 
@@ -175,8 +196,11 @@ def main() -> int:
             lambda: our_logger.info("order %s", "o-1"),
             max(n // 4, 1),
             r,
+            (raw_turn, our_turn),
         ),
     ]
+    our_turn()
+    log_bridge.remove_bridge(bridge)
     tracer_provider.shutdown()
     logger_provider.shutdown()
     over = [label for label, ratio in zip(TARGETS, ratios, strict=True) if ratio > TARGETS[label]]
