@@ -21,8 +21,26 @@ def run(code_or_path: str | Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def test_web_app_quick_start_runs_with_spans_and_logs_from_one_line():
+    [web_app] = [b for b in python_blocks((ROOT / "README.md").read_text()) if "Flask" in b]
+    proc = run(web_app)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "{'quantity': 12, 'sku': 'apple'}"
+    [server] = [line for line in proc.stderr.splitlines() if line.startswith("[span] GET")]
+    assert "http.route='/stock/<sku>'" in server
+    assert "http.response.status_code=200" in server
+    trace_id = server.split("trace=")[1].split()[0]
+    # The app's own console line, as without init(), and the exported record with the trace.
+    assert "stock checked for apple\n" in proc.stderr
+    [record] = [line for line in proc.stderr.splitlines() if line.startswith("[log] WARN")]
+    assert "stock checked for apple" in record
+    assert f"trace={trace_id}" in record
+
+
 def test_quick_start_runs_and_prints_every_signal():
-    quick_start = python_blocks((ROOT / "README.md").read_text())[0]
+    [quick_start] = [
+        b for b in python_blocks((ROOT / "README.md").read_text()) if "load-cart" in b
+    ]
     proc = run(quick_start)
     assert proc.returncode == 0, proc.stderr
     assert "[span] charge" in proc.stderr
