@@ -72,7 +72,8 @@ def venv(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
     base = os.environ.get("TTBT5_BASE_PYTHON", sys._base_executable)
     _run([base, "-m", "venv", str(root)], root)
     python = root / "bin" / "python"
-    _run([str(python), "-m", "pip", "install", "-q", f"{wheel}[redis,disk,yaml]", "pytest"], root)
+    packages = [f"{wheel}[redis,disk,yaml,flask,requests]", "pytest", "flask"]
+    _run([str(python), "-m", "pip", "install", "-q", *packages], root)
     return root
 
 
@@ -92,6 +93,27 @@ def test_installed_package_works_outside_the_tree(venv: Path, tmp_path: Path) ->
         assert f"ok {check}" in output, output
     assert "site-packages" in output
     assert "[span] add" in output  # the console exporter printed the span
+
+
+def test_installed_extras_instrument_an_unmodified_flask_app(venv: Path, tmp_path: Path) -> None:
+    """The [flask] and [requests] extras: init() alone gives server spans with the route."""
+    app = tmp_path / "shop.py"
+    app.write_text(
+        "from flask import Flask\n"
+        "import ttbt5_otel\n"
+        "t = ttbt5_otel.init(service_name='shop', exporter='console', runtime_metrics=False)\n"
+        "app = Flask(__name__)\n"
+        "@app.get('/items/<item>')\n"
+        "def item(item): return item\n"
+        "print(sorted(i.name for i in t.instrumentations if i.status == 'instrumented'))\n"
+        "print(app.test_client().get('/items/7').status_code)\n"
+    )
+    result = _call([str(venv / "bin" / "python"), str(app)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    instrumented, status = result.stdout.splitlines()[-2:]
+    assert instrumented == "['asyncio', 'flask', 'redis', 'requests']"
+    assert status == "200"
+    assert "http.route='/items/<item>'" in result.stderr
 
 
 def test_installed_command_runs(venv: Path, tmp_path: Path) -> None:

@@ -38,9 +38,7 @@ def test_web_app_quick_start_runs_with_spans_and_logs_from_one_line():
 
 
 def test_quick_start_runs_and_prints_every_signal():
-    [quick_start] = [
-        b for b in python_blocks((ROOT / "README.md").read_text()) if "load-cart" in b
-    ]
+    [quick_start] = [b for b in python_blocks((ROOT / "README.md").read_text()) if "load-cart" in b]
     proc = run(quick_start)
     assert proc.returncode == 0, proc.stderr
     assert "[span] charge" in proc.stderr
