@@ -312,6 +312,46 @@ def service_overview() -> Json:
                 )
             ],
         ),
+        row("HTTP (instrumentations)"),
+        panel(
+            "HTTP server latency p95 by route",
+            "95th percentile of http.server.request.duration, recorded by the server "
+            "instrumentation (Flask, FastAPI, Django, ...) per route.",
+            "s",
+            [
+                target(
+                    "histogram_quantile(0.95, sum by (http_route, le) "
+                    f"(rate(http_server_request_duration_seconds_bucket{{{APP}}}{RATE})))",
+                    "{{http_route}}",
+                )
+            ],
+        ),
+        panel(
+            "HTTP server requests by route and status",
+            "Requests per second by route and response status code, from "
+            "http.server.request.duration.",
+            "reqps",
+            [
+                target(
+                    "sum by (http_route, http_response_status_code) "
+                    f"(rate(http_server_request_duration_seconds_count{{{APP}}}{RATE}))",
+                    "{{http_route}} {{http_response_status_code}}",
+                )
+            ],
+        ),
+        panel(
+            "HTTP client latency p95 by server",
+            "95th percentile of http.client.request.duration (httpx, requests, ...) per "
+            "called server.",
+            "s",
+            [
+                target(
+                    "histogram_quantile(0.95, sum by (server_address, le) "
+                    f"(rate(http_client_request_duration_seconds_bucket{{{APP}}}{RATE})))",
+                    "{{server_address}}",
+                )
+            ],
+        ),
         row("Errors"),
         panel(
             "Error events by type, severity and category",

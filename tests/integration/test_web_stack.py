@@ -17,7 +17,13 @@ from typing import Any
 
 import pytest
 
-from tests.dashboards._support import collector_environment, fast_prometheus_config, firing_alerts
+from tests.dashboards._support import (
+    GRAFANA_DIR,
+    collector_environment,
+    fast_prometheus_config,
+    firing_alerts,
+    load_script,
+)
 from tests.integration.test_live_alerts import COLLECTOR, ready, start
 from tests.integration.web_services import supplier, web_services
 from tests.loopback import free_port, stop_processes, wait_until
@@ -25,6 +31,13 @@ from tests.paths import REPO
 from tests.redis_support import RedisServer
 
 pytestmark = pytest.mark.integration
+# Panels of the service overview an app without these features leaves empty.
+CONDITIONAL_PANELS = {
+    "Operation latency p50 / p95 / p99",
+    "Operation p95 by function",
+    "Operations by outcome",
+    "Error events by type, severity and category",
+}
 ROUTES = {"storefront": "/products/{sku}", "inventory": "/stock/<sku>"}
 GOOD_PER_ROUND, BAD_PER_ROUND = 4, 1
 
@@ -89,8 +102,9 @@ def burst(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             sent = {"good": 0, "bad": 0}
 
             def send_round_until_both_fire() -> bool:
-                for _ in range(GOOD_PER_ROUND):
-                    assert services.get("/products/apple") == 200
+                # One of the good requests needs the supplier (through requests).
+                for sku in ["pear"] + ["apple"] * (GOOD_PER_ROUND - 1):
+                    assert services.get(f"/products/{sku}") == 200
                     sent["good"] += 1
                 for _ in range(BAD_PER_ROUND):
                     assert services.get("/products/broken") == 502
@@ -158,3 +172,17 @@ def test_routes_and_http_metrics_reach_the_dashboard_queries(
         f'service_name="{service}", http_route="{ROUTES[service]}"}})',
     )
     assert float(http[0]["value"][1]) == sum(burst["sent"].values())
+
+
+def test_service_dashboard_panels_show_both_services(burst: dict[str, Any]) -> None:
+    """Every panel of the service overview returns data for each web service."""
+    queries = load_script(GRAFANA_DIR / "queries.py", "ttbt5_web_dashboard_queries")
+    for service in ROUTES:
+        empty = [
+            query.panel
+            for query in queries.all_queries(service, rate_interval="1m", time_range="5m")
+            if query.dashboard == "ttbt5-service-overview"
+            and query.panel not in CONDITIONAL_PANELS
+            and not _query(burst["prometheus"], query.expr)
+        ]
+        assert not empty, (service, empty)
