@@ -258,13 +258,14 @@ def _error_ratio(severity: str, ratio: float) -> Alert:
         for_seconds=300,
         params={"ratio": ratio},
         expr="instance:ttbt5_request_error_ratio:rate5m > ${ratio}",
-        condition="share of spans with status ERROR above ${ratio:.0%} over ${window}",
-        summary="{{ $labels.service_name }}: over ${ratio:.0%} of spans fail",
+        condition="share of requests (entry spans) with status ERROR above ${ratio:.0%} "
+        "over ${window}",
+        summary="{{ $labels.service_name }}: over ${ratio:.0%} of requests fail",
         description=(
-            "{{ $value | humanizePercentage }} of the spans of {{ $labels.service_name }} on "
-            "instance {{ $labels.instance }} ({{ $labels.deployment_environment_name }}) ended "
-            "with status ERROR over the last ${window}; the ${severity} threshold is "
-            "${ratio:.0%}."
+            "{{ $value | humanizePercentage }} of the requests (entry spans) of "
+            "{{ $labels.service_name }} on instance {{ $labels.instance }} "
+            "({{ $labels.deployment_environment_name }}) ended with status ERROR over the last "
+            "${window}; the ${severity} threshold is ${ratio:.0%}."
         ),
     )
 
@@ -327,10 +328,11 @@ ALERTS: list[Alert] = [
         for_seconds=600,
         params={"seconds": 1},
         expr="instance:ttbt5_request_duration_seconds:p95_5m > ${seconds}",
-        condition="95th percentile of span durations above ${seconds} s over ${window}",
+        condition="95th percentile of request (entry span) durations above ${seconds} s "
+        "over ${window}",
         summary="{{ $labels.service_name }}: p95 latency above ${seconds}s",
         description=(
-            "95 % of the spans of {{ $labels.service_name }} on instance "
+            "95 % of the requests (entry spans) of {{ $labels.service_name }} on instance "
             "{{ $labels.instance }} ({{ $labels.deployment_environment_name }}) took up to "
             "{{ $value | humanizeDuration }} over the last ${window} "
             "(threshold ${seconds}s)."
