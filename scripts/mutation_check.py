@@ -109,6 +109,8 @@ def main() -> int:
         # (stats, clean tests, forced failure); show why, and try once more in case the
         # failure was a flake of a loaded machine.
         print(f"mutmut stopped with exit code {exit_code} (attempt {attempt}):\n{_tail(log)}")
+        for own_log in sorted((REPO / "mutants").glob("**/*.log")):
+            print(f"--- {own_log.relative_to(REPO)}\n{_tail(own_log, 40)}")
     finished = exit_code is not None
     elapsed = time.monotonic() - started
     modules = _results()

@@ -7,6 +7,7 @@ import pytest
 from opentelemetry.instrumentation.asyncio import AsyncioInstrumentor
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
 import ttbt5_otel
@@ -16,6 +17,7 @@ from ttbt5_otel._core.scrub import active_scrubber, configure_scrubber
 from ttbt5_otel._sdk import setup as _setup
 from ttbt5_otel._sdk.config import resolve_config
 from ttbt5_otel._sdk.providers import ScrubbingSpanExporter, build_resource
+from ttbt5_otel._signals.log_bridge import installed_bridge
 
 
 @pytest.fixture
@@ -119,8 +121,22 @@ def test_renew_after_fork_swaps_identity_and_exporters():
             telemetry._log_exporter.inner,
         )
         telemetry.resource._attributes = {**telemetry.resource.attributes, "process.pid": -1}
+        # The SDK providers' own at-fork hooks, which run first, swap in merged copies.
+        for provider in (
+            telemetry.providers.tracer_provider,
+            telemetry.providers.meter_provider,
+            telemetry.providers.logger_provider,
+        ):
+            provider._update_resource(Resource({"process.pid": -1}))
         telemetry._renew_after_fork()
         attributes = telemetry.resource.attributes
+        for copy in (
+            telemetry.providers.tracer_provider.resource,
+            telemetry.providers.meter_provider._sdk_config.resource,
+            telemetry.providers.logger_provider.resource,
+        ):
+            assert copy.attributes["process.pid"] == os.getpid()
+            assert copy.attributes["service.instance.id"] == attributes["service.instance.id"]
         assert attributes["service.instance.id"] != before_id
         assert attributes["service.name"] == "forky"
         assert attributes["process.pid"] == os.getpid()
@@ -260,3 +276,29 @@ def test_exit_and_fork_hooks(fresh_init, monkeypatch):
     assert built.is_shut_down
     _setup._after_fork_in_child()  # a shut-down handle is left alone
     assert built.resource.attributes["service.instance.id"] == renewed
+
+
+def test_extras_install_the_bridge_at_the_configured_level():
+    telemetry = _setup._build(resolve_config({"log_level": "WARNING", "instrument": ("none",)}, {}))
+    try:
+        _setup._start_extras(telemetry)
+        assert telemetry._log_bridge is installed_bridge()
+        assert telemetry._log_bridge.level == logging.WARNING
+    finally:
+        telemetry.shutdown(timeout=1)
+    assert installed_bridge() is None
+
+
+def test_init_leaves_instrumenting_to_the_agent(fresh_init, monkeypatch):
+    monkeypatch.setattr(_setup, "_agent_instruments", False)
+    telemetry = _setup.init_for_agent()
+    assert _setup._agent_instruments is True
+    assert telemetry.instrumentations == ()
+
+
+def test_init_registers_the_worker_exit_flushes(fresh_init, monkeypatch):
+    registered = []
+    monkeypatch.setattr(_setup, "flush_workers_at_exit", lambda *a: registered.append(a))
+    monkeypatch.setattr(_setup, "flush_this_worker_at_exit", lambda *a: registered.append(a))
+    telemetry = ttbt5_otel.init(runtime_metrics=False, instrument=("none",))
+    assert registered == [(telemetry, telemetry.shutdown), (telemetry.shutdown,)]
