@@ -61,7 +61,7 @@ from ttbt5_otel import (
     span,
     traced,
 )
-from ttbt5_otel._cli.doctor import mask_url
+from ttbt5_otel._sdk.checks import mask_url
 from ttbt5_otel._sdk.config import resolve_config
 
 SERVICE = "orders-demo"

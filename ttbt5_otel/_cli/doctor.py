@@ -7,7 +7,6 @@ import logging
 import time
 from collections.abc import Mapping
 from typing import Final
-from urllib.parse import urlsplit, urlunsplit
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
@@ -16,6 +15,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 
 from ttbt5_otel._core.scrub import DEFAULT_SECRET_PATTERNS, REDACTED, Scrubber
+from ttbt5_otel._sdk.checks import mask_url
 from ttbt5_otel._sdk.config import TelemetryConfig, environment_variables
 from ttbt5_otel._sdk.exporters import otlp_exporters
 from ttbt5_otel._sdk.providers import build_resource
@@ -23,16 +23,6 @@ from ttbt5_otel._version import __version__
 
 # The OTLP exporters report why an export failed only through these loggers.
 _EXPORTER_LOGGER: Final = "opentelemetry.exporter"
-
-
-def mask_url(url: str) -> str:
-    """``url`` with the password of any ``user:password@`` part replaced."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:{REDACTED}@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def describe_config(config: TelemetryConfig, environ: Mapping[str, str]) -> list[str]:

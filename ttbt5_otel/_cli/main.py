@@ -17,9 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeAlias
 
-from ttbt5_otel._cli.doctor import describe_config, mask_url, send_test_span
+from ttbt5_otel._cli.doctor import describe_config, send_test_span
 from ttbt5_otel._cli.stack import default_state_dir, down, status, up
 from ttbt5_otel._exceptions import ConfigError, StackError
+from ttbt5_otel._sdk.checks import mask_url
 from ttbt5_otel._sdk.config import resolve_config
 from ttbt5_otel._sdk.instrumentors import preview
 from ttbt5_otel._version import __version__

@@ -13,9 +13,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypedDict, cast
-from urllib.parse import urlsplit
 
 from ttbt5_otel._exceptions import ConfigError
+from ttbt5_otel._sdk.checks import check_certificate, check_endpoint, normalized_headers
 from ttbt5_otel._sdk.options import (
     Declared,
     check_bounds,
@@ -85,6 +85,7 @@ class TelemetryConfig:
         doc="seconds per export (the standard variable in seconds too, as the SDK reads it)",
         env=("TTBT5_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"),
         positive=True,
+        maximum=300.0,
     )
     insecure: bool | None = option(
         None,
@@ -109,6 +110,7 @@ class TelemetryConfig:
         env=("TTBT5_METRIC_EXPORT_INTERVAL",),
         millis_env=("OTEL_METRIC_EXPORT_INTERVAL",),
         positive=True,
+        maximum=3600.0,
     )
     max_queue_size: int = option(
         2048,
@@ -128,6 +130,7 @@ class TelemetryConfig:
         env=("TTBT5_SCHEDULE_DELAY",),
         millis_env=("OTEL_BSP_SCHEDULE_DELAY",),
         positive=True,
+        maximum=60.0,
     )
     instrument: tuple[str, ...] = option(
         ("all",),
@@ -158,6 +161,9 @@ class TelemetryConfig:
         doc="upper bound in seconds of the flush at shutdown and exit",
         env=("TTBT5_SHUTDOWN_TIMEOUT",),
         positive=True,
+        # Orchestrators kill a stopping process after a grace period (30 s by default in
+        # Kubernetes); an exit flush longer than a couple of minutes only hides a hang.
+        maximum=120.0,
     )
     scrub_patterns: tuple[str, ...] = option(
         (),
@@ -228,6 +234,8 @@ def resolve_config(
     _apply_resource_env(values, sources, environ)
     if "endpoint" not in values and values.get("protocol") == "http/protobuf":
         values["endpoint"] = DEFAULT_HTTP_ENDPOINT
+    if "headers" in values:
+        values["headers"] = normalized_headers(values["headers"], sources.get("headers"))
     config = TelemetryConfig(**values)
     _validate(config, sources)
     return config
@@ -264,7 +272,8 @@ def _validate(config: TelemetryConfig, sources: Mapping[str, str]) -> None:
             f"({config.max_queue_size})",
             sources.get("max_export_batch_size"),
         )
-    _validate_endpoint(config.endpoint, sources.get("endpoint"))
+    check_endpoint(config.endpoint, sources.get("endpoint"))
+    check_certificate(config.certificate_file, sources.get("certificate_file"))
     _validate_instrument(config.instrument, sources.get("instrument"))
 
 
@@ -279,21 +288,6 @@ def _validate_instrument(names: tuple[str, ...], source: str | None) -> None:
     for name in names:
         if not name.replace("_", "").replace("-", "").isalnum():
             raise ConfigError("instrument", f"{name!r} is not an instrumentation name", source)
-
-
-def _validate_endpoint(endpoint: str, source: str | None) -> None:
-    try:
-        parts = urlsplit(endpoint)
-        port = parts.port
-    except ValueError as exc:
-        raise ConfigError("endpoint", f"{endpoint!r} is not a valid URL: {exc}", source) from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(
-            "endpoint",
-            f"{endpoint!r} is not a valid URL (expected http(s)://host:port)",
-            source,
-        )
-    del port
 
 
 def environment_variables() -> dict[str, tuple[str, ...]]:

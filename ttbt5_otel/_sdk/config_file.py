@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -16,6 +17,34 @@ from typing import Any, Final
 from ttbt5_otel._exceptions import ConfigError
 
 CONFIG_FILE_VARIABLE: Final = "TTBT5_CONFIG_FILE"
+MAX_CONFIG_BYTES: Final = 1 << 20
+"""A settings file is a few kilobytes; anything past this is a mistake, not settings."""
+
+
+def _read_regular_file(file: Path, source: str) -> str:
+    """The text of ``file`` if it is a regular file within the size cap.
+
+    Opened without blocking and checked before reading: a FIFO would hang the read and a
+    device such as ``/dev/zero`` (behind an innocent-looking symlink) would never end it.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
+    try:
+        descriptor = os.open(file, flags)
+    except OSError as exc:
+        raise ConfigError(CONFIG_FILE_VARIABLE, f"cannot read {source}: {exc.strerror}") from None
+    with os.fdopen(descriptor, "rb") as handle:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(CONFIG_FILE_VARIABLE, f"{source} is not a regular file")
+        data = handle.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            CONFIG_FILE_VARIABLE, f"{source} is larger than {MAX_CONFIG_BYTES // 1024} KiB"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(CONFIG_FILE_VARIABLE, f"{source} is not UTF-8 text: {exc}") from None
 
 
 def _parse_text(text: str, suffix: str, source: str) -> Any:
@@ -29,7 +58,10 @@ def _parse_text(text: str, suffix: str, source: str) -> Any:
         except ImportError:
             msg = f"{source} is YAML; install the 'yaml' extra (pip install ttbt5-otel[yaml])"
             raise ConfigError(CONFIG_FILE_VARIABLE, msg) from None
-        return yaml.safe_load(text) or {}
+        try:
+            return yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(str(exc)) from None
     msg = f"{source}: unsupported file type {suffix!r} (use .json, .toml, .yaml)"
     raise ConfigError(CONFIG_FILE_VARIABLE, msg)
 
@@ -44,13 +76,10 @@ def read_config_file(
     """
     file = Path(path)
     source = str(file)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(CONFIG_FILE_VARIABLE, f"cannot read {source}: {exc.strerror}") from None
+    text = _read_regular_file(file, source)
     try:
         data = _parse_text(text, file.suffix.lower(), source)
-    except (ValueError, tomllib.TOMLDecodeError) as exc:
+    except (ValueError, RecursionError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(CONFIG_FILE_VARIABLE, f"{source} is not valid: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(CONFIG_FILE_VARIABLE, f"{source} must hold a table of sections")

@@ -266,6 +266,8 @@ def check_bounds(row: Declared, value: Any, source: str | None) -> None:
         raise ConfigError(row.key, f"{value} is outside {low:g}..{high:g}", source)
     if low is not None and value < low:
         raise ConfigError(row.key, f"{value} must be at least {low:g}", source)
+    if high is not None and value > high:
+        raise ConfigError(row.key, f"{value} must be at most {high:g}", source)
 
 
 def resolve_section(

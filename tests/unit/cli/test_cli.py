@@ -144,15 +144,16 @@ def test_doctor_skips_the_export_when_nothing_is_exported(
 
 
 @pytest.mark.usefixtures("no_telemetry_env")
-def test_doctor_masks_a_password_in_the_endpoint(
+def test_doctor_refuses_a_password_in_the_endpoint_without_printing_it(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("TTBT5_OTLP_ENDPOINT", "http://user:pa55word@127.0.0.1:4317")
     monkeypatch.setenv("TTBT5_EXPORTER", "none")
-    assert main(["doctor"]) == 0
-    out = capsys.readouterr().out
-    assert "pa55word" not in out
-    assert "http://user:[REDACTED]@127.0.0.1:4317" in out
+    assert main(["doctor"]) == 2
+    captured = capsys.readouterr()
+    assert "pa55word" not in captured.out + captured.err
+    assert "http://user:[REDACTED]@127.0.0.1:4317" in captured.err
+    assert "carries credentials" in captured.err
 
 
 # --- usage
