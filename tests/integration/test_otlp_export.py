@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -250,3 +251,36 @@ def test_two_hundred_forks_neither_hang_nor_lose_spans(tmp_path):
         assert receiver.received.wait_for(lambda r: len(children(r)) >= 200, timeout=20)
         pids = {s["resource"]["process.pid"] for s in children(receiver.received)}
     assert len(pids) == 200
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http/protobuf"])
+def test_shutdown_is_bounded_against_a_frozen_collector(protocol):
+    """Accepting connections and never answering cannot hold shutdown past its budget."""
+    frozen = socket.socket()
+    frozen.bind(("127.0.0.1", 0))
+    frozen.listen(1024)
+    app = (
+        "import json, logging, time, ttbt5_otel\n"
+        "ttbt5_otel.init(service_name='frozen', shutdown_timeout=2, instrument=('none',))\n"
+        "for i in range(3000):\n"
+        "    with ttbt5_otel.span('work'):\n"
+        "        logging.getLogger('w').warning('item %d', i)\n"
+        "started = time.monotonic()\n"
+        "ttbt5_otel.shutdown()\n"
+        "print(json.dumps({'shutdown_s': time.monotonic() - started}))\n"
+    )
+    env = clean_env(
+        TTBT5_OTLP_ENDPOINT=f"http://127.0.0.1:{frozen.getsockname()[1]}",
+        TTBT5_OTLP_PROTOCOL=protocol,
+    )
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", app], env=env, capture_output=True, text=True, timeout=60,
+            check=False,
+        )  # fmt: skip
+    finally:
+        frozen.close()
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.splitlines()[-1])["shutdown_s"] < 2.5
+    [gave_up] = [line for line in proc.stderr.splitlines() if "shutdown gave up" in line]
+    assert "spans and" in gave_up

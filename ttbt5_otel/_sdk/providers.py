@@ -237,13 +237,19 @@ def build_providers(
     instead of batching on a background thread.
     """
     resource = build_resource(config)
+    # No SDK exit hooks: theirs would block on a frozen collector; init() registers one
+    # bounded by shutdown_timeout instead.
     meter_provider = MeterProvider(
-        resource=resource, metric_readers=list(metric_readers), views=duration_views()
+        resource=resource,
+        metric_readers=list(metric_readers),
+        views=duration_views(),
+        shutdown_on_exit=False,
     )
     tracer_provider = TracerProvider(
         resource=resource,
         sampler=ParentBasedTraceIdRatio(config.sample_ratio),
         id_generator=id_generator,
+        shutdown_on_exit=False,
     )
     wrapped_spans = ScrubbingSpanExporter(span_exporter) if span_exporter is not None else None
     if wrapped_spans is not None:
@@ -261,7 +267,7 @@ def build_providers(
                     meter_provider=meter_provider,
                 )
         tracer_provider.add_span_processor(span_processor)
-    logger_provider = LoggerProvider(resource=resource)
+    logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
     logger_provider.add_log_record_processor(ScrubbingLogProcessor())
     if log_exporter is not None:
         log_processor: LogRecordProcessor

@@ -7,7 +7,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Unpack
 
@@ -75,15 +75,21 @@ class Telemetry:
         return self._closed
 
     def force_flush(self, timeout: float | None = None) -> bool:
-        """Export everything buffered; True when every signal flushed within ``timeout`` s."""
-        return self._flush(_installed_providers(self), timeout)
+        """Export everything buffered; True when every signal flushed within ``timeout`` s.
+
+        Returns within ``timeout`` (default ``shutdown_timeout``) whatever the collector does.
+        """
+        budget = self._budget(timeout)
+        return _within(budget, "flush", lambda: self._flush(_installed_providers(self), budget))
+
+    def _budget(self, timeout: float | None) -> float:
+        return self.config.shutdown_timeout if timeout is None else timeout
 
     def _flush(
         self,
         providers: Sequence[TracerProvider | MeterProvider | LoggerProvider],
-        timeout: float | None,
+        budget: float,
     ) -> bool:
-        budget = self.config.shutdown_timeout if timeout is None else timeout
         deadline = time.monotonic() + budget
         ok = True
         for provider in providers:
@@ -96,19 +102,35 @@ class Telemetry:
         return ok
 
     def shutdown(self, timeout: float | None = None) -> None:
-        """Flush and close traces, metrics and logs. Safe to call more than once."""
+        """Flush and close traces, metrics and logs. Safe to call more than once.
+
+        Returns within ``timeout`` (default ``shutdown_timeout``) seconds whatever the
+        collector does: the SDK's exporters do not always honour their deadline against a
+        dead or frozen endpoint, so the work runs on a helper thread that is abandoned at
+        the deadline, and what was still queued is reported in one log line.
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
         remove_bridge(self._log_bridge)
         self._instrumentors.deactivate()
+        budget = self._budget(timeout)
+        if not _within(budget, "shutdown", lambda: self._close(budget)):
+            _LOG.warning(
+                "telemetry shutdown gave up after %.1f s; dropped %s",
+                budget,
+                _describe_queued(self),
+            )
+
+    def _close(self, budget: float) -> bool:
         # Spans and logs are flushed under the time budget first, so the provider shutdowns
         # below find empty queues; metrics are exported once, by the meter provider shutdown.
+        started = time.monotonic()
         spans_and_logs = [p for p in _installed_providers(self) if not isinstance(p, MeterProvider)]
-        self._flush(spans_and_logs, timeout)
+        self._flush(spans_and_logs, budget)
         if self.providers is None:
-            return
+            return True
         for provider in (
             self.providers.tracer_provider,
             self.providers.logger_provider,
@@ -118,10 +140,11 @@ class Telemetry:
             except Exception as exc:
                 _guard.internal_error("shutdown", exc)
         try:
-            budget = self.config.shutdown_timeout if timeout is None else timeout
-            self.providers.meter_provider.shutdown(timeout_millis=budget * 1000)
+            remaining = max(0.0, budget - (time.monotonic() - started))
+            self.providers.meter_provider.shutdown(timeout_millis=remaining * 1000)
         except Exception as exc:
             _guard.internal_error("shutdown", exc)
+        return True
 
     def _renew_after_fork(self) -> None:
         """In a forked child: new instance id and pid, fresh exporter channels."""
@@ -146,6 +169,43 @@ class Telemetry:
             self._metric_exporter.inner = metric_exporter
         if self._log_exporter is not None:
             self._log_exporter.inner = logs
+
+
+def _within(budget: float, what: str, work: Callable[[], bool]) -> bool:
+    """``work()`` on a helper thread; False if it did not finish within ``budget`` seconds."""
+    outcome: list[bool] = []
+
+    def run() -> None:
+        try:
+            outcome.append(work())
+        except Exception as exc:  # never let an export failure escape the helper thread
+            _guard.internal_error(what, exc)
+            outcome.append(False)
+
+    helper = threading.Thread(target=run, name=f"ttbt5-{what}", daemon=True)
+    helper.start()
+    helper.join(budget)
+    return bool(outcome) and outcome[0]
+
+
+def _describe_queued(telemetry: Telemetry) -> str:
+    """How many spans and log records still waited in the batch queues."""
+    counts = {"spans": 0, "log records": 0}
+    for provider in _installed_providers(telemetry):
+        processors: Sequence[object]
+        if isinstance(provider, TracerProvider):
+            processors = provider._active_span_processor._span_processors  # noqa: SLF001
+            key = "spans"
+        elif isinstance(provider, LoggerProvider):
+            multi = provider._multi_log_record_processor  # noqa: SLF001
+            processors = multi._log_record_processors  # noqa: SLF001
+            key = "log records"
+        else:
+            continue
+        for processor in processors:
+            queue = getattr(getattr(processor, "_batch_processor", None), "_queue", None)
+            counts[key] += len(queue) if queue is not None else 0
+    return f"{counts['spans']} spans and {counts['log records']} log records still queued"
 
 
 def _installed_providers(

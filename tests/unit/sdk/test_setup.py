@@ -2,6 +2,8 @@
 
 import logging
 import os
+import threading
+import time
 
 import pytest
 from opentelemetry.instrumentation.asyncio import AsyncioInstrumentor
@@ -302,3 +304,31 @@ def test_init_registers_the_worker_exit_flushes(fresh_init, monkeypatch):
     monkeypatch.setattr(_setup, "flush_this_worker_at_exit", lambda *a: registered.append(a))
     telemetry = ttbt5_otel.init(runtime_metrics=False, instrument=("none",))
     assert registered == [(telemetry, telemetry.shutdown), (telemetry.shutdown,)]
+
+
+def test_flush_and_shutdown_return_at_their_deadline_whatever_the_exporter_does(caplog):
+    """An export that never returns cannot hold force_flush() or shutdown() past the budget."""
+    telemetry = _setup._build(resolve_config({"instrument": ("none",)}, {}))
+    release = threading.Event()
+
+    def stuck(timeout_millis: int = 30_000) -> bool:
+        release.wait(30)
+        return True
+
+    for provider in (
+        telemetry.providers.tracer_provider,
+        telemetry.providers.meter_provider,
+        telemetry.providers.logger_provider,
+    ):
+        provider.force_flush = stuck
+    try:
+        started = time.monotonic()
+        assert telemetry.force_flush(timeout=0.3) is False
+        assert time.monotonic() - started < 0.8
+        started = time.monotonic()
+        with caplog.at_level(logging.WARNING, logger="ttbt5_otel"):
+            telemetry.shutdown(timeout=0.3)
+        assert time.monotonic() - started < 0.8
+        assert "telemetry shutdown gave up after 0.3 s; dropped 0 spans" in caplog.text
+    finally:
+        release.set()
