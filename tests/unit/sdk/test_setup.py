@@ -332,3 +332,7 @@ def test_flush_and_shutdown_return_at_their_deadline_whatever_the_exporter_does(
         assert "telemetry shutdown gave up after 0.3 s; dropped 0 spans" in caplog.text
     finally:
         release.set()
+        # The abandoned helpers finish once released; they must not outlive the test.
+        for helper in threading.enumerate():
+            if helper.name in ("ttbt5-flush", "ttbt5-shutdown"):
+                helper.join(10)
