@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from collections import Counter
 from pathlib import Path
 
@@ -63,6 +64,23 @@ def _tail(log: Path, lines: int = 60) -> str:
     kept = [line for line in text.splitlines()
             if line.strip() and not "\u2800" <= line[0] <= "\u28ff"]  # fmt: skip
     return "\n".join(kept[-lines:])
+
+
+def _show_failing_test(log: Path) -> None:
+    """Rerun the selected tests visibly: mutmut keeps a failed clean run's output to itself."""
+    selection = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["mutmut"][
+        "pytest_add_cli_args_test_selection"
+    ]
+    env = {**os.environ, "MUTANT_UNDER_TEST": "stats", "PY_IGNORE_IMPORTMISMATCH": "1",
+           "TTBT5_PROPERTY_EXAMPLES": "20"}  # fmt: skip
+    with log.open("wb") as output:
+        subprocess.run(
+            [sys.executable, "-m", "pytest", "--rootdir=.", "-x", "-q", "-p", "no:randomly",
+             "-p", "no:cacheprovider", "--tb=short", *selection],
+            cwd=REPO / "mutants", env=env, stdin=subprocess.DEVNULL, stdout=output,
+            stderr=subprocess.STDOUT, timeout=900, check=False,
+        )  # fmt: skip
+    print(f"--- the selected tests, run as mutmut ran them:\n{_tail(log, 80)}")
 
 
 def _results() -> dict[str, Counter[str]]:
@@ -111,6 +129,8 @@ def main() -> int:
         print(f"mutmut stopped with exit code {exit_code} (attempt {attempt}):\n{_tail(log)}")
         for own_log in sorted((REPO / "mutants").glob("**/*.log")):
             print(f"--- {own_log.relative_to(REPO)}\n{_tail(own_log, 40)}")
+        if (REPO / "mutants" / "ttbt5_otel").is_dir():
+            _show_failing_test(REPO / "mutants.pytest.log")
     finished = exit_code is not None
     elapsed = time.monotonic() - started
     modules = _results()
