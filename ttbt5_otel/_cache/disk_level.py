@@ -9,6 +9,7 @@ run code. diskcache calls block, so each one runs in a worker thread (``asyncio.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -72,7 +73,15 @@ class DiskCache(RemoteLevel):
         if size_limit <= 0:
             raise CacheConfigError(f"size_limit: must be positive, got {size_limit}")
         super().__init__(name, serializer)
-        self.store = diskcache.Cache(str(directory), size_limit=size_limit, disk=_no_pickle_disk())
+        try:
+            self.store = diskcache.Cache(
+                str(directory), size_limit=size_limit, disk=_no_pickle_disk()
+            )
+        except (sqlite3.DatabaseError, OSError) as exc:
+            raise CacheConfigError(
+                f"disk cache {name or '(unnamed)'!r} at {directory} cannot be opened: {exc} "
+                "(a damaged cache can be deleted; it only holds copies)"
+            ) from exc
 
     def entry_count(self) -> int | None:
         """Rows in the cache, tag versions included (diskcache keeps the count)."""

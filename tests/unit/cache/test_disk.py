@@ -12,6 +12,7 @@ import pytest
 
 from tests.unit.cache.support import REQUESTS, unique
 from ttbt5_otel._cache import CacheError, CacheLevel, DiskCache, HierarchicalCache, MemoryCache
+from ttbt5_otel._exceptions import CacheConfigError
 
 
 @pytest.fixture
@@ -122,3 +123,9 @@ async def test_clear_keeps_tag_versions(disk):
     assert disk.store.get("t:t") == 1
     assert cache.levels == (CacheLevel.DISK,)
     await asyncio.sleep(0)
+
+
+def test_a_damaged_cache_directory_is_named(tmp_path):
+    (tmp_path / "cache.db").write_bytes(b"not a database, just garbage" * 100)
+    with pytest.raises(CacheConfigError, match=r"disk cache 'orders' at .* cannot be opened"):
+        DiskCache(tmp_path, name="orders")
