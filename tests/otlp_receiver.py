@@ -60,6 +60,8 @@ class Received:
                                     "events": [(e.name, attrs(e.attributes)) for e in s.events],
                                     "trace_id": s.trace_id.hex(),
                                     "span_id": s.span_id.hex(),
+                                    "parent_span_id": s.parent_span_id.hex(),
+                                    "kind": s.kind,
                                 }
                             )
         return out

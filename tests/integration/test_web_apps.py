@@ -16,34 +16,12 @@ import pytest
 
 from tests.integration.web_services import WORKERS, supplier, web_services
 from tests.loopback import free_port, wait_until
-from tests.otlp_receiver import GrpcReceiver, Received
+from tests.otlp_receiver import GrpcReceiver
 from tests.redis_support import RedisServer
 
 SERVER, CLIENT = 2, 3  # SpanKind values on the wire
 REQUESTS = {"/products/apple": 24, "/products/pear": 8, "/products/broken": 8}
 ROUTES = {"storefront": "/products/{sku}", "inventory": "/stock/<sku>"}
-
-
-def _kind_of(received: Received) -> dict[str, int]:
-    kinds = {}
-    with received.lock:
-        for request in received.traces:
-            for rs in request.resource_spans:
-                for ss in rs.scope_spans:
-                    for span in ss.spans:
-                        kinds[span.span_id.hex()] = span.kind
-    return kinds
-
-
-def _parents(received: Received) -> dict[str, str]:
-    parents = {}
-    with received.lock:
-        for request in received.traces:
-            for rs in request.resource_spans:
-                for ss in rs.scope_spans:
-                    for span in ss.spans:
-                        parents[span.span_id.hex()] = span.parent_span_id.hex()
-    return parents
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +44,7 @@ def wire(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             total = sum(REQUESTS.values())
             wait_until(
                 "server spans of both services",
-                lambda: sum(s["attributes"].get("http.route") is not None
-                            and _kind_of(receiver.received).get(s["span_id"]) == SERVER
+                lambda: sum(s["attributes"].get("http.route") is not None and s["kind"] == SERVER
                             for s in receiver.received.spans()) >= 2 * total,
                 30,
             )  # fmt: skip
@@ -82,12 +59,11 @@ def wire(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def _server_spans(wire: dict[str, Any], service: str) -> list[dict[str, Any]]:
-    kinds = _kind_of(wire["received"])
     return [
         s
         for s in wire["received"].spans()
         if s["resource"]["service.name"] == service
-        and kinds[s["span_id"]] == SERVER
+        and s["kind"] == SERVER
         and s["attributes"].get("http.route") == ROUTES[service]
     ]
 
@@ -112,11 +88,10 @@ def test_server_spans_carry_the_route_and_stable_http_attributes(
 
 
 def test_client_spans_for_each_library(wire: dict[str, Any]) -> None:
-    kinds = _kind_of(wire["received"])
     scopes = Counter(
         (s["resource"]["service.name"], s["scope"].rsplit(".", 1)[-1])
         for s in wire["received"].spans()
-        if kinds[s["span_id"]] == CLIENT
+        if s["kind"] == CLIENT
     )
     assert scopes[("storefront", "httpx")] == sum(REQUESTS.values())
     assert scopes[("inventory", "requests")] == REQUESTS["/products/pear"]
@@ -125,13 +100,11 @@ def test_client_spans_for_each_library(wire: dict[str, Any]) -> None:
 
 
 def test_one_trace_across_both_services_and_the_supplier(wire: dict[str, Any]) -> None:
-    parents = _parents(wire["received"])
-    kinds = _kind_of(wire["received"])
     by_id = {s["span_id"]: s for s in wire["received"].spans()}
     for inventory_span in _server_spans(wire, "inventory"):
-        caller = by_id[parents[inventory_span["span_id"]]]
+        caller = by_id[inventory_span["parent_span_id"]]
         assert caller["resource"]["service.name"] == "storefront"
-        assert kinds[caller["span_id"]] == CLIENT
+        assert caller["kind"] == CLIENT
         assert caller["trace_id"] == inventory_span["trace_id"]
     storefront_traces = {s["trace_id"] for s in _server_spans(wire, "storefront")}
     assert len(storefront_traces) == sum(REQUESTS.values())
