@@ -6,15 +6,13 @@ configurator entry point and the pytest capture plugin (which swaps in memory ex
 
 from __future__ import annotations
 
-import contextlib
 import os
 import platform
 import socket
 import sys
-import threading
 import uuid
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import (
@@ -42,8 +40,15 @@ from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio
 from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import Attributes
 
+from ttbt5_otel._core import guard as _guard
 from ttbt5_otel._core.limits import DURATION_BUCKETS_SECONDS, RETRY_ATTEMPT_BUCKETS
 from ttbt5_otel._core.scrub import REDACTED, active_scrubber
+from ttbt5_otel._sdk.accounting import (
+    CountingLogExporter,
+    CountingSpanExporter,
+    Ledger,
+    adopt_batch_processor,
+)
 from ttbt5_otel._sdk.config import TelemetryConfig
 from ttbt5_otel._version import __version__
 
@@ -166,31 +171,6 @@ class ScrubbingLogProcessor(LogRecordProcessor):
         return True
 
 
-_SELF_METRICS_VARIABLE = "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED"
-_env_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def _processor_self_metrics() -> Iterator[None]:
-    """Enable the SDK's queue metrics for the batch processors built inside this block.
-
-    They say how many spans and log records a collector outage dropped
-    (``otel.sdk.processor.*.processed{error.type="queue_full"}``) and how full the queues
-    are. The SDK reads one variable for these *and* for per-span counters on the tracer
-    provider, which would tax every span; so it is switched on only while the processors
-    are constructed, and a user's own setting always wins.
-    """
-    with _env_lock:
-        if _SELF_METRICS_VARIABLE in os.environ:
-            yield
-            return
-        os.environ[_SELF_METRICS_VARIABLE] = "true"
-        try:
-            yield
-        finally:
-            os.environ.pop(_SELF_METRICS_VARIABLE, None)
-
-
 @dataclass(slots=True)
 class Providers:
     """The three SDK providers of one configuration and the exporter wrappers feeding them."""
@@ -201,6 +181,7 @@ class Providers:
     logger_provider: LoggerProvider
     span_exporter: ScrubbingSpanExporter | None = None
     log_exporter: LogRecordExporter | None = None
+    ledger: Ledger = field(default_factory=Ledger)
 
 
 def duration_views() -> list[View]:
@@ -230,12 +211,15 @@ def build_providers(
     *,
     synchronous: bool = False,
     id_generator: IdGenerator | None = None,
+    ledger: Ledger | None = None,
 ) -> Providers:
     """Wire exporters into providers: bounded batch queues, scrubbing in front of export.
 
     ``synchronous`` exports each span and log record as it ends (console output, tests)
-    instead of batching on a background thread.
+    instead of batching on a background thread. Batched signals count every item into
+    ``ledger`` (see ``accounting``), reported as the SDK's self-metrics.
     """
+    ledger = ledger or Ledger()
     resource = build_resource(config)
     # No SDK exit hooks: theirs would block on a frozen collector; init() registers one
     # bounded by shutdown_timeout instead.
@@ -257,15 +241,14 @@ def build_providers(
         if synchronous:
             span_processor = SimpleSpanProcessor(wrapped_spans)
         else:
-            with _processor_self_metrics():
-                span_processor = BatchSpanProcessor(
-                    wrapped_spans,
-                    max_queue_size=config.max_queue_size,
-                    max_export_batch_size=config.max_export_batch_size,
-                    schedule_delay_millis=config.schedule_delay * 1000,
-                    export_timeout_millis=config.timeout * 1000,
-                    meter_provider=meter_provider,
-                )
+            span_processor = BatchSpanProcessor(
+                CountingSpanExporter(wrapped_spans, ledger.spans),
+                max_queue_size=config.max_queue_size,
+                max_export_batch_size=config.max_export_batch_size,
+                schedule_delay_millis=config.schedule_delay * 1000,
+                export_timeout_millis=config.timeout * 1000,
+            )
+            _adopt(span_processor, ledger, config.max_queue_size, "spans")
         tracer_provider.add_span_processor(span_processor)
     logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
     logger_provider.add_log_record_processor(ScrubbingLogProcessor())
@@ -274,19 +257,36 @@ def build_providers(
         if synchronous:
             log_processor = SimpleLogRecordProcessor(log_exporter)
         else:
-            with _processor_self_metrics():
-                log_processor = BatchLogRecordProcessor(
-                    log_exporter,
-                    max_queue_size=config.max_queue_size,
-                    max_export_batch_size=config.max_export_batch_size,
-                    schedule_delay_millis=config.schedule_delay * 1000,
-                    export_timeout_millis=config.timeout * 1000,
-                    meter_provider=meter_provider,
-                )
+            log_processor = BatchLogRecordProcessor(
+                CountingLogExporter(log_exporter, ledger.logs),
+                max_queue_size=config.max_queue_size,
+                max_export_batch_size=config.max_export_batch_size,
+                schedule_delay_millis=config.schedule_delay * 1000,
+                export_timeout_millis=config.timeout * 1000,
+            )
+            _adopt(log_processor, ledger, config.max_queue_size, "logs")
         logger_provider.add_log_record_processor(log_processor)
+    if not synchronous:
+        ledger.register(meter_provider.get_meter("ttbt5_otel.sdk", __version__))
     return Providers(
-        resource, tracer_provider, meter_provider, logger_provider, wrapped_spans, log_exporter
+        resource,
+        tracer_provider,
+        meter_provider,
+        logger_provider,
+        wrapped_spans,
+        log_exporter,
+        ledger,
     )
+
+
+def _adopt(processor: object, ledger: Ledger, capacity: int, signal: str) -> None:
+    target = ledger.spans if signal == "spans" else ledger.logs
+    if not adopt_batch_processor(processor, target, capacity):
+        _guard.warn_once(
+            f"ledger-{signal}",
+            f"this OpenTelemetry SDK's batch processor is not the one ttbt5_otel knows; "
+            f"queue drops of {signal} are not counted",
+        )
 
 
 def periodic_reader(config: TelemetryConfig, exporter: MetricExporter) -> MetricReader:

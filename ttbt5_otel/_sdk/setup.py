@@ -26,6 +26,7 @@ from ttbt5_otel._core.limits import set_cardinality_limit
 from ttbt5_otel._core.otel import bump_generation, meter
 from ttbt5_otel._core.scrub import configure_scrubber
 from ttbt5_otel._sdk import exporters as _exporters
+from ttbt5_otel._sdk.accounting import CountingMetricExporter, Ledger
 from ttbt5_otel._sdk.config import TelemetryConfig, TelemetryOptions, resolve_config
 from ttbt5_otel._sdk.config_file import file_telemetry
 from ttbt5_otel._sdk.instrumentors import Instrumentation, Instrumentors, prefer_stable_http_semconv
@@ -120,7 +121,7 @@ class Telemetry:
             _LOG.warning(
                 "telemetry shutdown gave up after %.1f s; dropped %s",
                 budget,
-                _describe_queued(self),
+                _describe_abandoned(self),
             )
 
     def _close(self, budget: float) -> bool:
@@ -192,24 +193,12 @@ def _within(budget: float, what: str, work: Callable[[], bool]) -> bool:
     return bool(outcome) and outcome[0]
 
 
-def _describe_queued(telemetry: Telemetry) -> str:
-    """How many spans and log records still waited in the batch queues."""
-    counts = {"spans": 0, "log records": 0}
-    for provider in _installed_providers(telemetry):
-        processors: Sequence[object]
-        if isinstance(provider, TracerProvider):
-            processors = provider._active_span_processor._span_processors  # noqa: SLF001
-            key = "spans"
-        elif isinstance(provider, LoggerProvider):
-            multi = provider._multi_log_record_processor  # noqa: SLF001
-            processors = multi._log_record_processors  # noqa: SLF001
-            key = "log records"
-        else:
-            continue
-        for processor in processors:
-            queue = getattr(getattr(processor, "_batch_processor", None), "_queue", None)
-            counts[key] += len(queue) if queue is not None else 0
-    return f"{counts['spans']} spans and {counts['log records']} log records still queued"
+def _describe_abandoned(telemetry: Telemetry) -> str:
+    """Count what the expired budget cost, in the ledger and in words."""
+    if telemetry.providers is None:
+        return "whatever the installed providers still held"
+    spans, logs = telemetry.providers.ledger.abandon()
+    return f"{spans} spans and {logs} log records still queued or in flight"
 
 
 def _installed_providers(
@@ -267,7 +256,12 @@ def _build(config: TelemetryConfig) -> Telemetry:
         _exporters.SwappableMetricExporter(metric_exporter) if metric_exporter else None
     )
     swappable_logs = _exporters.SwappableLogExporter(logs) if logs else None
-    readers = [periodic_reader(config, swappable_metrics)] if swappable_metrics else []
+    ledger = Ledger()
+    readers = (
+        [periodic_reader(config, CountingMetricExporter(swappable_metrics, ledger.metric_points))]
+        if swappable_metrics
+        else []
+    )
     providers = build_providers(
         config,
         span_exporter=spans,
@@ -275,6 +269,7 @@ def _build(config: TelemetryConfig) -> Telemetry:
         log_exporter=swappable_logs,
         # People watching a console want each span printed as it ends, not in batches.
         synchronous=config.exporter == "console",
+        ledger=ledger,
     )
     return Telemetry(
         config=config,

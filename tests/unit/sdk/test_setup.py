@@ -87,12 +87,13 @@ def test_build_wires_batch_processors_with_bounded_queues():
         providers = telemetry.providers
         readers = providers.meter_provider._all_metric_readers
         [reader] = [r for r in readers if isinstance(r, PeriodicExportingMetricReader)]
-        assert reader._exporter is telemetry._metric_exporter
+        assert reader._exporter.inner is telemetry._metric_exporter
         log_processors = (
             providers.logger_provider._multi_log_record_processor._log_record_processors
         )
         [log_batch] = [p for p in log_processors if isinstance(p, BatchLogRecordProcessor)]
-        assert log_batch._batch_processor._exporter is telemetry._log_exporter
+        assert log_batch._batch_processor._exporter.inner is telemetry._log_exporter
+        assert processor._batch_processor._exporter.inner is telemetry._span_exporter
         assert log_batch._batch_processor._max_queue_size == 100
     finally:
         telemetry.shutdown(timeout=1)
