@@ -87,6 +87,8 @@ def check_certificate(path: str | None, source: str | None) -> None:
     """A CA bundle that exists and is a regular, readable file."""
     if path is None:
         return
+    if "\0" in path:
+        raise ConfigError("certificate_file", "the path contains a NUL character", source)
     try:
         info = Path(path).stat()
     except OSError as exc:
