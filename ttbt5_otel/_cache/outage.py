@@ -4,6 +4,12 @@ While a level is down, calling it on every request would add its timeout to each
 after a failure the level is skipped (reads count as errors) until ``retry_interval`` has
 passed; the next call then probes it. The first failure of an outage logs a warning, the
 first success afterwards logs that it recovered; nothing is logged in between.
+
+A ``Busy`` failure is not an outage: the level answered nothing because this process had no
+free connection to it in time (its own load), not because the level is unreachable. It is
+counted as an error like any failure and the caller falls through, but it neither starts
+nor extends an outage, so a burst of callers cannot make a healthy level flap between
+"unavailable" and "recovered" (and skip it for ``retry_interval`` in between).
 """
 
 from __future__ import annotations
@@ -14,6 +20,14 @@ from collections.abc import Callable
 from typing import Final
 
 LOG: Final = logging.getLogger("ttbt5_otel.cache")
+
+
+class Busy(Exception):  # noqa: N818 - named for what it means to the outage tracking
+    """A level operation gave up because every connection stayed busy until its deadline.
+
+    Raised by a level (``RedisCache``) instead of a timeout when the time went to waiting
+    for this process's own connections rather than to the level failing to answer.
+    """
 
 
 class Outage:
@@ -41,7 +55,12 @@ class Outage:
         return self.down_since is None or self._clock() >= self._retry_at
 
     def failed(self, exc: BaseException) -> None:
-        """The level failed: start (or extend) the outage; log only when it starts."""
+        """The level failed: start (or extend) the outage; log only when it starts.
+
+        A ``Busy`` failure is ignored here (see the module docstring).
+        """
+        if isinstance(exc, Busy):
+            return
         now = self._clock()
         self._retry_at = now + self.retry_interval
         if self.down_since is None:
