@@ -6,6 +6,7 @@ log records with their resource attributes) for assertions.
 
 from __future__ import annotations
 
+import gzip
 import http.server
 import threading
 import time
@@ -151,8 +152,8 @@ class _Logs(logs_service_pb2_grpc.LogsServiceServicer):
 
 
 class GrpcReceiver:
-    def __init__(self) -> None:
-        self.port = free_port()
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.received = Received()
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(
@@ -183,7 +184,7 @@ class HttpReceiver:
         "/v1/logs": ("logs", logs_service_pb2.ExportLogsServiceRequest),
     }
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.received = Received()
         self.content_types: list[str] = []
         receiver = self
@@ -191,6 +192,8 @@ class HttpReceiver:
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.headers.get("Content-Encoding") == "gzip":  # the collector's default
+                    body = gzip.decompress(body)
                 target = receiver._PATHS.get(self.path)
                 if target is None:
                     self.send_response(404)
@@ -210,7 +213,7 @@ class HttpReceiver:
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
                 return
 
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
