@@ -231,10 +231,46 @@ RECORDING_RULES: list[tuple[str, str]] = [
         (instance_cache:ttbt5_cache_requests:rate5m > 0)
         """,
     ),
-    # Items refused by each receiver, per signal.
+    # Items refused by each receiver, per signal: what senders were told to retry. The
+    # memory limiter's refusals of data a receiver brought in are counted here too (its error
+    # travels back to the receiver), and so is a full exporter queue (see the alerts).
     (
         "collector:otelcol_receiver_refused:rate5m",
         _per_signal("job, instance, receiver", {"": "otelcol_receiver_refused"}),
+    ),
+    # Items the memory limiter refused, per signal, whoever brought them: receivers, and the
+    # span_metrics connector, which hands its metric points to the metrics pipeline on every
+    # flush. The connector has no counter of its own in collector v0.161.0 (it only logs
+    # "Failed ConsumeMetrics"), and no receiver counts what it loses, so only this counter
+    # sees span metrics refused. Label: processor (the memory limiter's component id).
+    (
+        "collector:otelcol_memory_limiter_refused:rate5m",
+        _per_signal("job, instance, processor", {"": "otelcol_processor_memory_limiter_refused"}),
+    ),
+    # Span metrics lost on their way into the metrics pipeline: metric points the memory
+    # limiter refused that no receiver refused, since the connector is the only other source
+    # of metric points in otel-collector.yaml. Both counters count data points; an instant of
+    # skew between the two (a series born inside the window) is clamped at 0.
+    (
+        "collector:otelcol_span_metrics_refused:rate5m",
+        """
+        clamp_min(
+          sum by (job, instance) (
+            collector:otelcol_memory_limiter_refused:rate5m{signal="metric_points"}
+          )
+          - on (job, instance)
+          (
+            sum by (job, instance) (
+              collector:otelcol_receiver_refused:rate5m{signal="metric_points"}
+            )
+            or
+            sum by (job, instance) (
+              collector:otelcol_memory_limiter_refused:rate5m{signal="metric_points"}
+            ) * 0
+          ),
+          0
+        )
+        """,
     ),
     # Items each exporter failed to send (failure="send") or to queue ("enqueue"), per signal.
     (
@@ -246,6 +282,16 @@ RECORDING_RULES: list[tuple[str, str]] = [
                 "enqueue": "otelcol_exporter_enqueue_failed",
             },
         ),
+    ),
+    # How full each exporter's sending queue is (0 to 1), per signal (data_type). Exporters
+    # without a queue have neither gauge; a zero capacity gives no value.
+    (
+        "collector:otelcol_exporter_queue_usage:ratio",
+        """
+        max by (job, instance, exporter, data_type) (otelcol_exporter_queue_size)
+        / on (job, instance, exporter, data_type)
+        (max by (job, instance, exporter, data_type) (otelcol_exporter_queue_capacity) > 0)
+        """,
     ),
 ]
 
@@ -287,6 +333,30 @@ def _memory(severity: str, ratio: float, for_seconds: int) -> Alert:
             "threshold is ${ratio:.0%}."
         ),
     )
+
+
+# A target whose scrape Prometheus refused for its limits (sample_limit, label_limit,
+# label_name_length_limit, label_value_length_limit of prometheus.yml). Prometheus 2.42
+# sets up to 0 and still reports how many samples it read (scrape_samples_scraped > 0,
+# where a target that does not answer reports 0), but its counters of limit refusals,
+# prometheus_target_scrapes_exceeded_sample_limit_total and
+# prometheus_target_scrape_pool_exceeded_label_limits_total, have no target label: they
+# come from Prometheus scraping itself (job prometheus) and confirm that a limit, not a
+# malformed page, refused the scrape. Needs that self-scrape; without it the alert is silent
+# and Ttbt5TargetDown fires instead.
+SCRAPE_LIMIT_EXCEEDED = (
+    "(\n"
+    "  scrape_samples_scraped > 0\n"
+    "  and on (job, instance)\n"
+    "  up == 0\n"
+    ")\n"
+    "and on ()\n"
+    "(\n"
+    "  sum(increase(prometheus_target_scrapes_exceeded_sample_limit_total[${window}])) > 0\n"
+    "  or\n"
+    "  sum(increase(prometheus_target_scrape_pool_exceeded_label_limits_total[${window}])) > 0\n"
+    ")"
+)
 
 
 ALERTS: list[Alert] = [
@@ -401,19 +471,83 @@ ALERTS: list[Alert] = [
             "in the last ${window}."
         ),
     ),
+    # --- The collector watching itself.
+    #
+    # One incident, one alert: each lost or refused item is counted by several collector
+    # counters on its way back (a full exporter queue returns an error that the receiver
+    # counts as refused too; the memory limiter's refusals are counted by the limiter and by
+    # the receiver). So each alert names one cause, and the receiver-side count only alerts
+    # when no cause alert explains it:
+    #
+    #   memory limiter refuses (any signal, span metrics too) -> Ttbt5CollectorRefusingData
+    #   receiver refuses, no exporter failing on that signal  -> Ttbt5CollectorRefusingData
+    #   exporter queue full or nearly full                     -> Ttbt5CollectorExportQueueFull
+    #   exporter gives up sending after its retries            -> Ttbt5CollectorExportFailing
+    #
+    # The memory limiter branch is never silenced by an exporter alert: it refuses every
+    # signal, including those whose exporters are healthy, and the span metrics it refuses are
+    # lost without any sender retrying them. A backend that is down fills the queue and then
+    # fails sends: the queue alert stays quiet while the send alert fires for that exporter.
     Alert(
         name="Ttbt5CollectorRefusingData",
         severity="warning",
         anchor="collector-refusing-data",
         for_seconds=300,
-        expr=("sum by (job, instance, receiver) (collector:otelcol_receiver_refused:rate5m) > 0"),
-        condition="a collector receiver refuses spans, metric points or log records",
-        summary="Collector {{ $labels.instance }} refuses data on {{ $labels.receiver }}",
+        expr=(
+            "(\n"
+            "  sum by (job, instance, signal) (collector:otelcol_memory_limiter_refused:rate5m)\n"
+            "  > 0\n"
+            ")\n"
+            "or\n"
+            "(\n"
+            "  sum by (job, instance, signal) (collector:otelcol_receiver_refused:rate5m) > 0\n"
+            "  unless on (job, instance, signal)\n"
+            "  sum by (job, instance, signal) (collector:otelcol_exporter_failed:rate5m) > 0\n"
+            ")"
+        ),
+        condition="the collector's memory limiter or a receiver refuses spans, metric points "
+        "or log records (span metrics included)",
+        summary="Collector {{ $labels.instance }} refuses {{ $labels.signal }}",
         description=(
-            "Receiver {{ $labels.receiver }} of the collector {{ $labels.instance }} "
-            "(job {{ $labels.job }}) has refused {{ $value | humanize }} items/s over the "
-            "last ${window}, usually because its memory limiter is at the limit. Senders "
-            "retry, then drop."
+            "The collector {{ $labels.instance }} (job {{ $labels.job }}) has refused "
+            "{{ $value | humanize }} {{ $labels.signal }}/s over the last ${window}, usually "
+            "because its memory limiter is at the limit. Senders retry refused data, then "
+            "drop it; refused metric points of the span_metrics connector are lost at once."
+        ),
+    ),
+    Alert(
+        name="Ttbt5CollectorExportQueueFull",
+        severity="warning",
+        anchor="collector-export-queue-full",
+        for_seconds=300,
+        params={"ratio": 0.9},
+        # The value is the queue's fill ratio in both branches, so the description reads the
+        # same whether the queue is full now or was full (and refused items) in the window.
+        expr=(
+            "(\n"
+            "  max by (job, instance, exporter) (collector:otelcol_exporter_queue_usage:ratio)\n"
+            "  >= ${ratio}\n"
+            "  or\n"
+            "  max by (job, instance, exporter) (collector:otelcol_exporter_queue_usage:ratio)\n"
+            "  and on (job, instance, exporter)\n"
+            "  sum by (job, instance, exporter) (\n"
+            '    collector:otelcol_exporter_failed:rate5m{failure="enqueue"}\n'
+            "  ) > 0\n"
+            ")\n"
+            "unless on (job, instance, exporter)\n"
+            "sum by (job, instance, exporter) (\n"
+            '  collector:otelcol_exporter_failed:rate5m{failure="send"}\n'
+            ") > 0"
+        ),
+        condition="an exporter's sending queue is at least ${ratio:.0%} full, or refused items "
+        "because it was full, over ${window}",
+        summary="Collector {{ $labels.instance }}: queue of {{ $labels.exporter }} is full",
+        description=(
+            "The sending queue of exporter {{ $labels.exporter }} of the collector "
+            "{{ $labels.instance }} (job {{ $labels.job }}) is "
+            "{{ $value | humanizePercentage }} full (threshold ${ratio:.0%}) or refused new "
+            "items in the last ${window} because it was full: the backend is slower than the "
+            "data, or away. Refused items go back to the senders, which retry, then drop them."
         ),
     ),
     Alert(
@@ -421,13 +555,34 @@ ALERTS: list[Alert] = [
         severity="warning",
         anchor="collector-export-failing",
         for_seconds=300,
-        expr=("sum by (job, instance, exporter) (collector:otelcol_exporter_failed:rate5m) > 0"),
-        condition="a collector exporter fails to send or queue spans, metric points or logs",
+        expr=(
+            "sum by (job, instance, exporter) (\n"
+            '  collector:otelcol_exporter_failed:rate5m{failure="send"}\n'
+            ") > 0"
+        ),
+        condition="a collector exporter gives up sending spans, metric points or log records "
+        "after its retries",
         summary="Collector {{ $labels.instance }} fails to export through {{ $labels.exporter }}",
         description=(
             "Exporter {{ $labels.exporter }} of the collector {{ $labels.instance }} "
-            "(job {{ $labels.job }}) has failed to send or queue {{ $value | humanize }} "
+            "(job {{ $labels.job }}) has failed to send {{ $value | humanize }} "
             "items/s over the last ${window}: this data is lost."
+        ),
+    ),
+    Alert(
+        name="Ttbt5ScrapeLimitExceeded",
+        severity="critical",
+        anchor="scrape-limit-exceeded",
+        for_seconds=120,
+        expr=SCRAPE_LIMIT_EXCEEDED,
+        condition="Prometheus refuses a target's page for exceeding the job's sample_limit "
+        "or label limits (prometheus.yml)",
+        summary="Scrape of {{ $labels.instance }} ({{ $labels.job }}) exceeds its limits",
+        description=(
+            "Prometheus read {{ $value }} samples from {{ $labels.instance }} of job "
+            "{{ $labels.job }} and refused the whole scrape: the page exceeds the job's "
+            "sample_limit or a series exceeds its label limits (a cardinality blow-up). "
+            "Every series of this target is missing until the page shrinks."
         ),
     ),
     Alert(
@@ -435,8 +590,15 @@ ALERTS: list[Alert] = [
         severity="critical",
         anchor="target-down",
         for_seconds=120,
-        expr="up == 0",
-        condition="a Prometheus scrape target cannot be scraped for longer than ${for}",
+        # A scrape refused for its limits also sets up to 0: Ttbt5ScrapeLimitExceeded says
+        # more, so this alert leaves those targets to it.
+        expr=(
+            "up == 0\nunless on (job, instance)\n(\n"
+            + textwrap.indent(SCRAPE_LIMIT_EXCEEDED, "  ")
+            + "\n)"
+        ),
+        condition="a Prometheus scrape target cannot be scraped for longer than ${for} "
+        "(other than for its scrape limits)",
         summary="Scrape target {{ $labels.instance }} ({{ $labels.job }}) is down",
         description=(
             "Prometheus has failed to scrape {{ $labels.instance }} of job {{ $labels.job }} "

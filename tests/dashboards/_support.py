@@ -63,7 +63,9 @@ def fast_prometheus_config(
     """The bundled rules with short durations and prometheus.yml scraping every second.
 
     ``collector_ports`` holds the ``prom_exporter`` and ``telemetry`` ports of the collector
-    under test; without ``alertmanager_port`` no alerts are sent (they still fire).
+    under test, and the ``prometheus`` port the test Prometheus listens on (without it the
+    self-scrape job is left out); without ``alertmanager_port`` no alerts are sent (they
+    still fire).
     """
     run([sys.executable, str(PROMETHEUS_DIR / "render_rules.py"), "--fast", "--output-dir",
          str(work / "rules")])  # fmt: skip
@@ -79,7 +81,12 @@ def fast_prometheus_config(
     targets = {
         "otel-collector": collector_ports["prom_exporter"],
         "otel-collector-self": collector_ports["telemetry"],
+        # Prometheus scraping itself, when the caller says where the test Prometheus listens.
+        "prometheus": collector_ports.get("prometheus"),
     }
+    scrape["scrape_configs"] = [
+        job for job in scrape["scrape_configs"] if targets[job["job_name"]] is not None
+    ]
     for job in scrape["scrape_configs"]:
         job["static_configs"][0]["targets"] = [f"127.0.0.1:{targets[job['job_name']]}"]
     path = work / "prometheus.yml"

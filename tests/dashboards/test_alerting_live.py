@@ -1,8 +1,9 @@
 """Rules, Alertmanager routes and dashboard queries on a real Prometheus and Alertmanager.
 
-Prometheus scrapes two small HTTP endpoints that serve, in the Prometheus text format and
+Prometheus scrapes small HTTP endpoints that serve, in the Prometheus text format and
 with the labels the collector really exports, every series the rules and dashboards read,
-at values that break every threshold. The rules are the fast copy of render_rules.py
+at values that break every threshold (one of them over its job's sample_limit), and itself.
+The rules are the fast copy of render_rules.py
 (``for: 0s``, 1s evaluation, 30s windows); Alertmanager runs the repository's config with
 the webhook pointed at a local receiver and the warning route's wait shortened.
 """
@@ -101,18 +102,28 @@ def _app_metrics(t: float) -> list[str]:
 def _collector_metrics(t: float) -> list[str]:
     """The collector's own series (no _total suffix, as otel-collector.yaml sets it up)."""
     lines = ["otelcol_process_uptime " + f"{t:.3f}"]
+    limiter = 'processor="memory_limiter"'
     for signal in ("spans", "metric_points", "log_records"):
         lines += [
             f'otelcol_receiver_accepted_{signal}{{receiver="otlp", transport="grpc"}} {10 * t:.3f}',
             f'otelcol_receiver_refused_{signal}{{receiver="otlp", transport="grpc"}} {t:.3f}',
+            f"otelcol_processor_memory_limiter_refused_{signal}{{{limiter}}} {t:.3f}",
             f'otelcol_exporter_send_failed_{signal}{{exporter="otlp_grpc/traces"}} {t:.3f}',
-            f'otelcol_exporter_enqueue_failed_{signal}{{exporter="otlp_grpc/traces"}} {t:.3f}',
+            # A different exporter: a queue full beside failing sends pages as send failures.
+            f'otelcol_exporter_enqueue_failed_{signal}{{exporter="otlp_http/logs"}} {t:.3f}',
         ]
     lines += [
-        'otelcol_exporter_queue_size{exporter="otlp_grpc/traces"} 3',
-        'otelcol_exporter_queue_capacity{exporter="otlp_grpc/traces"} 1000',
+        'otelcol_exporter_queue_size{exporter="otlp_grpc/traces", data_type="traces"} 3',
+        'otelcol_exporter_queue_capacity{exporter="otlp_grpc/traces", data_type="traces"} 1000',
+        'otelcol_exporter_queue_size{exporter="otlp_http/logs", data_type="logs"} 1000',
+        'otelcol_exporter_queue_capacity{exporter="otlp_http/logs", data_type="logs"} 1000',
     ]
     return lines
+
+
+def _blown_up_metrics(t: float) -> list[str]:
+    """A page over the sample limit of its scrape job (the limit below is 10)."""
+    return [f'blown_up_total{{request_id="{i}"}} {t:.3f}' for i in range(20)]
 
 
 @dataclass
@@ -176,6 +187,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     servers = [
         app := _metrics_server(_app_metrics, start),
         own := _metrics_server(_collector_metrics, start),
+        blown_up := _metrics_server(_blown_up_metrics, start),
         hook := webhook(notifications),
     ]
     prometheus_port, alertmanager_port, closed_port = free_port(), free_port(), free_port()
@@ -199,6 +211,15 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             {
                 "job_name": "nothing-listens",
                 "static_configs": [{"targets": [f"127.0.0.1:{closed_port}"]}],
+            },
+            {
+                "job_name": "blown-up",
+                "sample_limit": 10,
+                "static_configs": [{"targets": [f"127.0.0.1:{blown_up.server_port}"]}],
+            },
+            {
+                "job_name": "prometheus",
+                "static_configs": [{"targets": [f"127.0.0.1:{prometheus_port}"]}],
             },
         ],
     }

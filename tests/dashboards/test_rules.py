@@ -139,6 +139,11 @@ def test_durations_are_formatted_for_prometheus() -> None:
 # --- labels, annotations, docs
 
 
+def _about_a_scrape_target(expr: str) -> bool:
+    """Collector and scrape alerts: labelled by the scrape target's job and instance."""
+    return expr.startswith(("up ", "(\n  scrape_samples_scraped")) or "collector:otelcol_" in expr
+
+
 def test_every_alert_is_labelled_and_annotated() -> None:
     for rule in _alerts():
         assert rule["labels"]["severity"] in {"warning", "critical"}, rule
@@ -146,8 +151,9 @@ def test_every_alert_is_labelled_and_annotated() -> None:
         assert render_rules.parse_duration(rule["for"]) >= 60, rule
         description = rule["annotations"]["description"]
         assert "{{ $labels.instance }}" in description, rule
-        if rule["expr"].startswith(("up ", "sum by (job")):
+        if _about_a_scrape_target(rule["expr"]):
             assert "{{ $labels.job }}" in description, rule
+            assert "{{ $labels.instance }}" in rule["annotations"]["summary"], rule
         else:
             assert "{{ $labels.service_name }}" in description, rule
             assert "{{ $labels.service_name }}" in rule["annotations"]["summary"], rule
@@ -172,3 +178,45 @@ def test_thresholds_table_in_the_runbooks_is_current() -> None:
     assert documented == render_rules.thresholds_table(), (
         "update the table: python dashboards/prometheus/render_rules.py --table"
     )
+
+
+def test_collector_alerts_name_their_source_labels() -> None:
+    """Each collector alert says which component and signal in its summary and description."""
+    source = {
+        "Ttbt5CollectorRefusingData": "signal",
+        "Ttbt5CollectorExportQueueFull": "exporter",
+        "Ttbt5CollectorExportFailing": "exporter",
+    }
+    rules = {rule["alert"]: rule for rule in _alerts()}
+    for name, label in source.items():
+        annotations = rules[name]["annotations"]
+        assert f"{{{{ $labels.{label} }}}}" in annotations["summary"], name
+        assert f"{{{{ $labels.{label} }}}}" in annotations["description"], name
+        assert f"by (job, instance, {label})" in rules[name]["expr"], name
+
+
+def test_one_incident_pages_once() -> None:
+    """The effect alerts leave the incidents their cause alerts already report."""
+    rules = {rule["alert"]: rule["expr"] for rule in _alerts()}
+    assert "unless on (job, instance, signal)" in rules["Ttbt5CollectorRefusingData"]
+    assert "unless on (job, instance, exporter)" in rules["Ttbt5CollectorExportQueueFull"]
+    scrape_limit = rules["Ttbt5ScrapeLimitExceeded"].strip()
+    assert scrape_limit.replace("\n", "\n  ") in rules["Ttbt5TargetDown"]
+
+
+def test_prometheus_config_limits_the_application_scrape_and_scrapes_itself() -> None:
+    config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text(encoding="utf-8"))
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    app = jobs["otel-collector"]
+    assert app["static_configs"][0]["targets"] == ["127.0.0.1:8889"]
+    # A 2,000-attribute-set histogram (~38,000 samples) is refused, a normal app is not.
+    assert 5_000 <= app["sample_limit"] < 38_000
+    assert 16 < app["label_limit"] <= 64
+    assert app["label_name_length_limit"] >= 64
+    assert app["label_value_length_limit"] >= 256
+    # The stack and docker compose run Prometheus on 127.0.0.1:9090 / 0.0.0.0:9090.
+    assert jobs["prometheus"]["static_configs"][0]["targets"] == ["127.0.0.1:9090"]
+
+
+def test_prometheus_config_is_valid() -> None:
+    run([_promtool(), "check", "config", str(PROMETHEUS_DIR / "prometheus.yml")])
