@@ -10,7 +10,9 @@ holes. Per signal it keeps plain integers (no instrument call on the export path
   ``already_shutdown`` (emitted after shutdown), ``timeout`` (still queued or in flight when
   the shutdown budget ran out);
 - ``otel.sdk.exporter.{span,log,metric_data_point}.exported``: items whose export finished,
-  with ``error.type="export_failed"`` when the exporter gave up on them.
+  with ``error.type="export_failed"`` when the exporter gave up on them. With the disk spool
+  on, a stored item counts once it is resent; one the spool evicts to stay under its cap is
+  dropped with ``error.type="spool_full"``.
 
 So, for each signal, emitted = delivered + the sum of the ``error.type`` counts, and a
 collector outage shows up as exactly the items it cost. Observable instruments read the
@@ -52,6 +54,8 @@ class SignalLedger:
     exported: int = 0
     export_failed: int = 0
     in_flight: int = 0
+    spooled: int = 0
+    replayed: int = 0
     queue_size: Callable[[], int] = field(default=lambda: 0, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -79,6 +83,21 @@ class SignalLedger:
             else:
                 self.export_failed += count
 
+    def spool(self, count: int) -> None:
+        """``count`` items of an export went to the disk spool instead of the collector."""
+        with self._lock:
+            self.spooled += count
+
+    def replay(self, count: int) -> None:
+        """``count`` spooled items (of this or an earlier process) reached the collector."""
+        with self._lock:
+            self.replayed += count
+
+    @property
+    def delivered(self) -> int:
+        """Items the collector accepted: exported directly or replayed from the spool."""
+        return self.exported - self.spooled + self.replayed
+
     def abandon(self) -> int:
         """At an expired shutdown budget: count what is queued or in flight as lost."""
         with self._lock:
@@ -92,7 +111,9 @@ class SignalLedger:
         with self._lock:
             return {
                 "handed_on": self.handed_on,
-                "exported": self.exported,
+                "exported": self.delivered,
+                "spooled": self.spooled,
+                "replayed": self.replayed,
                 EXPORT_FAILED: self.export_failed,
                 "in_flight": self.in_flight,
                 **{f"dropped_{k}": v for k, v in sorted(self.dropped.items())},
@@ -305,7 +326,7 @@ def _register_exporter(meter: Meter, ledger: SignalLedger) -> None:
 
     def exported(_options: CallbackOptions) -> Iterable[Observation]:
         with ledger._lock:  # noqa: SLF001 - a consistent read of the counts
-            ok, failed = ledger.exported, ledger.export_failed
+            ok, failed = ledger.delivered, ledger.export_failed
         yield Observation(ok, attrs)
         if failed:
             yield Observation(failed, {**attrs, "error.type": EXPORT_FAILED})

@@ -165,6 +165,19 @@ class TelemetryConfig:
         # Kubernetes); an exit flush longer than a couple of minutes only hides a hang.
         maximum=120.0,
     )
+    spool_dir: str | None = option(
+        None,
+        doc="directory of a disk spool keeping spans and log records through a collector "
+        "outage, resent in order when it is back (off when unset)",
+        env=("TTBT5_SPOOL_DIR",),
+    )
+    spool_max_mb: float = option(
+        256.0,
+        doc="size cap of the disk spool in MiB; past it the oldest data is dropped and counted",
+        env=("TTBT5_SPOOL_MAX_MB",),
+        positive=True,
+        maximum=1_048_576.0,
+    )
     scrub_patterns: tuple[str, ...] = option(
         (),
         doc="extra secret-looking names to redact, comma separated",
@@ -209,6 +222,8 @@ class TelemetryOptions(TypedDict, total=False):
     logging_bridge: bool
     log_level: LogLevel
     shutdown_timeout: float
+    spool_dir: str | None
+    spool_max_mb: float
     scrub_patterns: tuple[str, ...]
     scrub_allow: tuple[str, ...]
     metric_cardinality_limit: int

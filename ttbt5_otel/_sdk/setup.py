@@ -39,6 +39,8 @@ from ttbt5_otel._sdk.providers import (
 )
 from ttbt5_otel._sdk.quiet import quiet_sdk_warnings
 from ttbt5_otel._sdk.runtime import register_runtime_metrics
+from ttbt5_otel._sdk.spool import Spool, SpoolingLogExporter, SpoolingSpanExporter, otlp_sender
+from ttbt5_otel._sdk.spool_files import SpoolDirectory
 from ttbt5_otel._sdk.workers import flush_this_worker_at_exit, flush_workers_at_exit
 from ttbt5_otel._signals.log_bridge import LogBridge, install_bridge, remove_bridge
 
@@ -56,6 +58,7 @@ class Telemetry:
     _metric_exporter: _exporters.SwappableMetricExporter | None = None
     _log_exporter: _exporters.SwappableLogExporter | None = None
     _log_bridge: LogBridge | None = None
+    _spool: Spool | None = None
     _instrumentors: Instrumentors = field(default_factory=Instrumentors)
     _closed: bool = field(default=False, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
@@ -167,12 +170,13 @@ class Telemetry:
                     update(Resource(changes))
         if self.config.exporter != "otlp":
             return
-        spans, metric_exporter, logs = _exporters.otlp_exporters(self.config)
-        if self._span_exporter is not None:
+        otlp_spans, metric_exporter, otlp_logs = _exporters.otlp_exporters(self.config)
+        spans, logs = _spooled(self._spool, otlp_spans, otlp_logs)
+        if self._span_exporter is not None and spans is not None:
             self._span_exporter.inner = spans
         if self._metric_exporter is not None:
             self._metric_exporter.inner = metric_exporter
-        if self._log_exporter is not None:
+        if self._log_exporter is not None and logs is not None:
             self._log_exporter.inner = logs
 
 
@@ -250,13 +254,33 @@ def _exporters_for(
     return None, None, None
 
 
+def _spool_for(config: TelemetryConfig, ledger: Ledger) -> Spool | None:
+    if config.spool_dir is None or config.exporter != "otlp":
+        return None
+    directory = SpoolDirectory(config.spool_dir, int(config.spool_max_mb * 1024 * 1024))
+    return Spool(directory, otlp_sender(config), {"traces": ledger.spans, "logs": ledger.logs})
+
+
+def _spooled(
+    spool: Spool | None, spans: SpanExporter | None, logs: LogRecordExporter | None
+) -> tuple[SpanExporter | None, LogRecordExporter | None]:
+    if spool is None:
+        return spans, logs
+    return (
+        SpoolingSpanExporter(spans, spool) if spans else None,
+        SpoolingLogExporter(logs, spool) if logs else None,
+    )
+
+
 def _build(config: TelemetryConfig) -> Telemetry:
+    ledger = Ledger()
+    spool = _spool_for(config, ledger)
     spans, metric_exporter, logs = _exporters_for(config)
+    spans, logs = _spooled(spool, spans, logs)
     swappable_metrics = (
         _exporters.SwappableMetricExporter(metric_exporter) if metric_exporter else None
     )
     swappable_logs = _exporters.SwappableLogExporter(logs) if logs else None
-    ledger = Ledger()
     readers = (
         [periodic_reader(config, CountingMetricExporter(swappable_metrics, ledger.metric_points))]
         if swappable_metrics
@@ -277,6 +301,7 @@ def _build(config: TelemetryConfig) -> Telemetry:
         _span_exporter=providers.span_exporter,
         _metric_exporter=swappable_metrics,
         _log_exporter=swappable_logs,
+        _spool=spool,
     )
 
 

@@ -2,12 +2,13 @@
 
     python steady_sender.py OPS_PER_SECOND SECONDS
 
-Each span is named ``op`` and each log body is ``op <n>``, so a receiver can count unique
+Each span is named ``op`` and each log body is ``op <pid> <n>``, so a receiver can count unique
 items. The last stdout line is JSON: what was sent and the delivery ledger after shutdown.
 """
 
 import json
 import logging
+import os
 import sys
 import time
 
@@ -22,7 +23,7 @@ sent = 0
 started = time.monotonic()
 while (elapsed := time.monotonic() - started) < seconds:
     with ttbt5_otel.span("op", seq=sent):
-        log.info("op %d", sent)
+        log.info("op %d %d", os.getpid(), sent)
     sent += 1
     ahead = sent / rate - elapsed
     if ahead > 0:

@@ -22,7 +22,13 @@ from ttbt5_otel._signals.log_bridge import installed_bridge
 
 def _span_exporter(telemetry: Any) -> dict[str, Any]:
     inner = telemetry._span_exporter.inner if telemetry._span_exporter else None
-    facts: dict[str, Any] = {"class": f"{type(inner).__module__}.{type(inner).__qualname__}"}
+    facts: dict[str, Any] = {}
+    spool = getattr(inner, "spool", None)
+    if spool is not None:
+        facts["spool_dir"] = str(spool.directory.path)
+        facts["spool_max_bytes"] = spool.directory.max_bytes
+        inner = inner.inner
+    facts["class"] = f"{type(inner).__module__}.{type(inner).__qualname__}"
     client = getattr(inner, "_client", None)
     for name in ("_endpoint", "_headers", "_timeout", "_insecure", "_credentials"):
         for owner in (inner, client):

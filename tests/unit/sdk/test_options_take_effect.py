@@ -7,8 +7,12 @@ governs must differ, with the values written here. A new option without a case f
 """
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +27,12 @@ _HTTP = "opentelemetry.exporter.otlp.proto.http.trace_exporter.OTLPSpanExporter"
 
 # option: (value given to init, {fact path: value expected after init})
 # An option that acts only together with another is run with it, and so is the baseline.
-COMPANIONS: dict[str, dict[str, Any]] = {"certificate_file": {"protocol": "http/protobuf"}}
+# The spool's directory is private to this run; the module fixture removes it.
+SPOOL = str(Path(tempfile.gettempdir()) / f"ttbt5-options-spool-{os.getpid()}")
+COMPANIONS: dict[str, dict[str, Any]] = {
+    "certificate_file": {"protocol": "http/protobuf"},
+    "spool_max_mb": {"spool_dir": SPOOL},
+}
 CASES: dict[str, tuple[Any, dict[str, Any]]] = {
     "service_name": ("orders", {"resource.service.name": "orders"}),
     "service_version": ("1.2.3", {"resource.service.version": "1.2.3"}),
@@ -60,6 +69,8 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
     "logging_bridge": (False, {"bridge_levels": []}),
     "log_level": ("WARNING", {"bridge_levels": [30]}),
     "shutdown_timeout": (1.5, {"flush_budget_ms": 1500}),
+    "spool_dir": (SPOOL, {"span_exporter.spool_dir": SPOOL}),
+    "spool_max_mb": (1.5, {"span_exporter.spool_max_bytes": 1572864}),
     "scrub_patterns": (["pin"], {"secret_custom_name": True}),
     "scrub_allow": (["tokens_used"], {"secret_tokens_used": False}),
     "metric_cardinality_limit": (17, {"cardinality_limit": 17}),
@@ -95,11 +106,12 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def baselines() -> dict[str, dict[str, Any]]:
+def baselines() -> Iterator[dict[str, dict[str, Any]]]:
     runs = {"": _flatten(_run({}))}
     for option, companions in COMPANIONS.items():
         runs[option] = _flatten(_run(companions))
-    return runs
+    yield runs
+    shutil.rmtree(SPOOL, ignore_errors=True)
 
 
 def test_every_option_has_a_case() -> None:

@@ -1,0 +1,280 @@
+"""An optional disk spool: spans and log records the collector cannot take now are sent later.
+
+Off unless ``spool_dir`` is set. A spool needs a private, writable, persistent directory that
+only the operator can choose well (containers often run with a read-only root; several
+services on one host must not share one), and with the sidecar on the same host an outage is
+rare and short, which the bounded queues and the loss counts already cover. Where losing
+nothing matters, setting the directory is one line.
+
+Once an export fails, the signal goes *offline*: every later batch is encoded and written to
+the spool instead of waiting on the network, so the batch queue never overflows, and a
+background thread resends the stored requests oldest first. The signal is online again only
+when the spool holds none of its requests, so nothing overtakes older data. Metrics are not
+spooled: their points are cumulative, so the next successful export carries every count, and
+a stale point replayed later would look like a counter reset.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY, attach, detach, set_value
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from ttbt5_otel._core import guard as _guard
+from ttbt5_otel._sdk.accounting import SignalLedger
+from ttbt5_otel._sdk.config import TelemetryConfig
+from ttbt5_otel._sdk.spool_files import SpoolDirectory
+
+_LOG = logging.getLogger("ttbt5_otel")
+SPOOL_FULL = "spool_full"
+_SERVICES = {
+    "traces": "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    "logs": "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+}
+_FIRST_RETRY_S = 0.5
+_LAST_RETRY_S = 10.0
+
+Send = Callable[[str, bytes], bool]
+
+
+def otlp_sender(config: TelemetryConfig) -> Send:
+    """Send one encoded request for a signal to the configured collector; True if accepted."""
+    headers = dict(config.headers)
+    insecure = (
+        config.insecure if config.insecure is not None else config.endpoint.startswith("http://")
+    )
+    if config.protocol == "grpc":
+        import grpc  # type: ignore[import-untyped]  # noqa: PLC0415
+
+        target = config.endpoint.split("://", 1)[-1].rstrip("/")
+        if insecure:
+            channel = grpc.insecure_channel(target)
+        else:
+            root = None
+            if config.certificate_file:
+                with open(config.certificate_file, "rb") as handle:  # noqa: PTH123
+                    root = handle.read()
+            channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(root))
+        calls = {signal: channel.unary_unary(path) for signal, path in _SERVICES.items()}
+
+        def send_grpc(signal: str, payload: bytes) -> bool:
+            try:
+                calls[signal](payload, timeout=config.timeout, metadata=tuple(headers.items()))
+            except grpc.RpcError:
+                return False
+            return True
+
+        return send_grpc
+
+    import requests  # noqa: PLC0415 - a dependency of the OTLP/HTTP exporter
+
+    session = requests.Session()
+    session.headers.update({**headers, "Content-Type": "application/x-protobuf"})
+    verify: str | bool = config.certificate_file or True
+    base = config.endpoint.rstrip("/")
+
+    def send_http(signal: str, payload: bytes) -> bool:
+        try:
+            response = session.post(
+                f"{base}/v1/{signal}", data=payload, timeout=config.timeout, verify=verify
+            )
+        except requests.RequestException:
+            return False
+        return 200 <= response.status_code < 300  # noqa: PLR2004 - any 2xx is success
+
+    return send_http
+
+
+class Spool:
+    """Stores failed requests and resends them, in order, from a background thread."""
+
+    def __init__(
+        self,
+        directory: SpoolDirectory,
+        send: Send,
+        ledgers: dict[str, SignalLedger],
+    ) -> None:
+        """Spool into ``directory``; count into ``ledgers`` (keyed ``traces``/``logs``)."""
+        self.directory = directory
+        self._send = send
+        self._ledgers = ledgers
+        self._offline = dict.fromkeys(_SERVICES, False)
+        self._wake = threading.Event()
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        for spooled in directory.files():  # left by an earlier run: send those first
+            self._offline[spooled.signal] = True
+        self._ensure_thread()
+
+    def offline(self, signal: str) -> bool:
+        """True while ``signal`` has requests waiting in the spool."""
+        offline = self._offline[signal]
+        if offline:
+            self._ensure_thread()
+        return offline
+
+    def store(self, signal: str, payload: bytes, items: int) -> None:
+        """Keep one request for later; evict (and count) the oldest beyond the size cap."""
+        self._offline[signal] = True
+        ledger = self._ledgers[signal]
+        ledger.spool(items)
+        for evicted in self.directory.append(signal, payload, items):
+            self._ledgers[evicted.signal].drop(evicted.items, SPOOL_FULL)
+            _guard.warn_once(
+                "spool-full",
+                "telemetry spool %s reached its cap of %d bytes; the oldest data is dropped "
+                "and counted (error.type=spool_full)",
+                self.directory.path,
+                self.directory.max_bytes,
+            )
+        self._ensure_thread()
+        self._wake.set()
+
+    def _ensure_thread(self) -> None:
+        # A forked child inherits the flag but not the thread.
+        if self._thread is not None and self._pid == os.getpid() and self._thread.is_alive():
+            return
+        if self._stopped.is_set():
+            return
+        self._pid = os.getpid()
+        self._thread = threading.Thread(target=self._run, name="ttbt5-spool", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        token = attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))  # noqa: FBT003
+        delay = _FIRST_RETRY_S
+        try:
+            while not self._stopped.is_set():
+                try:
+                    sent_all = self._drain()
+                except Exception as exc:  # a damaged file or a full disk must not end replay
+                    _guard.internal_error("spool replay", exc)
+                    sent_all = False
+                if sent_all:
+                    delay = _FIRST_RETRY_S
+                    self._wake.wait()
+                    self._wake.clear()
+                else:
+                    self._stopped.wait(delay)
+                    delay = min(delay * 2, _LAST_RETRY_S)
+        finally:
+            detach(token)
+
+    def _drain(self) -> bool:
+        """Send stored requests oldest first; True once none is left."""
+        while not self._stopped.is_set():
+            files = [f for f in self.directory.files() if f.signal in _SERVICES]
+            for signal in self._offline:
+                if not any(f.signal == signal for f in files):
+                    self._offline[signal] = False
+            if not files:
+                return True
+            spooled = files[0]
+            claimed = self.directory.claim(spooled)
+            if claimed is None:
+                continue
+            if not self._send(spooled.signal, claimed.read_bytes()):
+                self.directory.give_back(claimed, spooled)
+                return False
+            claimed.unlink()
+            self._ledgers[spooled.signal].replay(spooled.items)
+        return False
+
+    def stop(self) -> None:
+        """Stop resending; what is stored stays for the next process."""
+        self._stopped.set()
+        self._wake.set()
+
+
+def _encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import (  # noqa: PLC0415
+        encode_spans,
+    )
+
+    return bytes(encode_spans(spans).SerializeToString())
+
+
+def _encode_logs(batch: Sequence[ReadableLogRecord]) -> bytes:
+    from opentelemetry.exporter.otlp.proto.common._log_encoder import (  # noqa: PLC0415
+        encode_logs,
+    )
+
+    return bytes(encode_logs(batch).SerializeToString())
+
+
+def _export_or_store(
+    spool: Spool, signal: str, batch: Sequence[Any], export: Callable[[], bool]
+) -> None:
+    if not spool.offline(signal):
+        try:
+            if export():
+                return
+        except Exception as exc:
+            _LOG.debug("export of %s failed, spooling: %s", signal, exc)
+    payload = _encode_spans(batch) if signal == "traces" else _encode_logs(batch)
+    spool.store(signal, payload, len(batch))
+
+
+class SpoolingSpanExporter(SpanExporter):
+    """Exports spans, or stores them in the spool while the collector is unreachable."""
+
+    def __init__(self, inner: SpanExporter, spool: Spool) -> None:
+        """Forward to ``inner``; fall back to ``spool``."""
+        self.inner = inner
+        self.spool = spool
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Delivered or stored: either way the batch is safe, so the result is success."""
+        _export_or_store(
+            self.spool,
+            "traces",
+            spans,
+            lambda: self.inner.export(spans) is SpanExportResult.SUCCESS,
+        )
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        """Stop the spool's resending and shut the exporter down."""
+        self.spool.stop()
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Flush the wrapped exporter."""
+        return self.inner.force_flush(timeout_millis)
+
+
+class SpoolingLogExporter(LogRecordExporter):
+    """Exports log records, or stores them in the spool while the collector is unreachable."""
+
+    def __init__(self, inner: LogRecordExporter, spool: Spool) -> None:
+        """Forward to ``inner``; fall back to ``spool``."""
+        self.inner = inner
+        self.spool = spool
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        """Delivered or stored: either way the batch is safe, so the result is success."""
+        _export_or_store(
+            self.spool,
+            "logs",
+            batch,
+            lambda: self.inner.export(batch) is LogRecordExportResult.SUCCESS,
+        )
+        return LogRecordExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        """Stop the spool's resending and shut the exporter down."""
+        self.spool.stop()
+        self.inner.shutdown()  # type: ignore[no-untyped-call]
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        """Flush the wrapped exporter."""
+        return self.inner.force_flush(timeout_millis)
