@@ -1,14 +1,22 @@
 """The shared levels (L2, disk) of one cache: ordered reads, writes and failure handling.
 
 Every call goes through ``SharedLevels.call``: a level in an outage is skipped, a failure
-starts or extends the outage (see ``_health``) and is swallowed unless the cache is
+starts or extends the outage (see ``outage``) and is swallowed unless the cache is
 ``strict``.
+
+A level whose read of a key just failed is not written that key by the same caller (the
+load it starts, or the back-fill from a lower level): the read already cost the caller up
+to the level's timeout, and a write right after would most likely cost it as much again,
+e.g. at the start of an outage before anything has marked the level down, or when the
+read failed for want of a free connection. So a caller waits for a failing level once.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from contextvars import ContextVar
+from typing import Any, Final
 
 from ttbt5_otel._cache.entry import MISSING, Envelope
 from ttbt5_otel._cache.outage import Outage
@@ -18,11 +26,18 @@ from ttbt5_otel._cache.tags import TagVersions
 from ttbt5_otel._core.guard import warn_once
 from ttbt5_otel._exceptions import CacheSerializationError
 
+_FAILED_READ: Final[ContextVar[tuple[str, tuple[Outage, ...], float] | None]] = ContextVar(
+    "ttbt5_cache_failed_read", default=None
+)
+"""The last read that failed in this task: its key, the levels that failed, and when. A
+context variable because the load that follows runs in a task created from the caller's
+context (single-flight), and one entry per task keeps it bounded."""
+
 
 class SharedLevels:
     """The shared levels of cache ``name``, from the top, each with its outage state."""
 
-    __slots__ = ("_clock", "items", "name", "strict")
+    __slots__ = ("_clock", "_retry_interval", "items", "name", "strict")
 
     def __init__(
         self,
@@ -36,6 +51,7 @@ class SharedLevels:
         self.name = name
         self.strict = strict
         self._clock = clock
+        self._retry_interval = retry_interval
         self.items = [(level, Outage(name, level.level.value, retry_interval)) for level in levels]
 
     async def call(self, outage: Outage, call: Any, fallback: Any = None) -> Any:
@@ -67,21 +83,44 @@ class SharedLevels:
         return encoded
 
     async def write(self, key: str, encoded: Sequence[bytes], keep: float | None) -> None:
-        """Store the encoded entry in every level for ``keep`` seconds."""
+        """Store the encoded entry in every level for ``keep`` seconds.
+
+        Levels whose read of ``key`` failed in this task within ``retry_interval`` are left
+        out (see the module docstring).
+        """
+        failed = _FAILED_READ.get()
+        skip: tuple[Outage, ...] = ()
+        if failed is not None and failed[0] == key:
+            _FAILED_READ.set(None)
+            if time.monotonic() - failed[2] <= self._retry_interval:
+                skip = failed[1]
         for (level, outage), data in zip(self.items, encoded, strict=True):
-            await self.call(outage, level.set_raw(key, data, keep))
+            if outage not in skip:
+                await self.call(outage, level.set_raw(key, data, keep))
 
     async def lookup(self, key: str, tags: TagVersions) -> Envelope | None:
         """The entry from the first level that has it, copied into the shared levels above."""
-        for index, (level, outage) in enumerate(self.items):
-            entry = await self._lookup(level, outage, key, tags)
-            if entry is not None:
-                await self._backfill(key, entry, index)
-                return entry
-        return None
+        failed: list[Outage] = []
+        try:
+            for index, (level, outage) in enumerate(self.items):
+                entry = await self._lookup(level, outage, key, tags, failed)
+                if entry is not None:
+                    await self._backfill(key, entry, index, failed)
+                    return entry
+            return None
+        finally:
+            if failed:
+                _FAILED_READ.set((key, tuple(failed), time.monotonic()))
+            elif _FAILED_READ.get() is not None:
+                _FAILED_READ.set(None)  # the load's task cleared only its own copy
 
     async def _lookup(
-        self, level: RemoteLevel, outage: Outage, key: str, tags: TagVersions
+        self,
+        level: RemoteLevel,
+        outage: Outage,
+        key: str,
+        tags: TagVersions,
+        failed: list[Outage],
     ) -> Envelope | None:
         if not outage.available():
             level.counts.errors += 1
@@ -89,6 +128,7 @@ class SharedLevels:
         await tags.replay()  # a recovered store first learns what it missed
         data = await self.call(outage, level.get_raw(key), MISSING)
         if data is MISSING:  # failed: the error is counted by the level
+            failed.append(outage)
             return None
         entry = None if data is None else self._decode(level, data, tags)
         if entry is None or (entry.expires is not None and entry.expires <= self._clock()):
@@ -122,11 +162,15 @@ class SharedLevels:
         """Seconds ``entry`` has left (``None``: no expiry; 0 or less: expired)."""
         return None if entry.expires is None else entry.expires - self._clock()
 
-    async def _backfill(self, key: str, entry: Envelope, found_at: int) -> None:
+    async def _backfill(
+        self, key: str, entry: Envelope, found_at: int, failed: list[Outage]
+    ) -> None:
         keep = self.remaining(entry)
         if keep is not None and keep <= 0:
             return
         for level, outage in self.items[:found_at]:
+            if outage in failed:  # its read just failed: do not wait for it twice
+                continue
             data = level.serializer.dumps(entry.to_wire())
             await self.call(outage, level.set_raw(key, data, keep))
 

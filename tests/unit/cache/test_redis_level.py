@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from redis.asyncio import BlockingConnectionPool
 
-from ttbt5_otel._cache import HierarchicalCache, RedisCache
+from tests.unit.cache.support import FakeRemote, unique
+from ttbt5_otel._cache import HierarchicalCache, RedisCache, cached
 from ttbt5_otel._cache.outage import Busy, Outage
 from ttbt5_otel._exceptions import CacheConfigError
 
@@ -140,3 +141,30 @@ async def test_pool_exhaustion_under_a_burst_keeps_the_level_up(
     assert caplog.records == []
     await cache.get("again")
     assert (redis.counts.misses, redis.counts.errors) == (2, 3)  # not skipped: still up
+
+
+async def test_a_caller_whose_read_failed_does_not_write_back() -> None:
+    """The load after a failed read skips that level: the caller waits for it only once."""
+
+    class BusyOnce(FakeRemote):
+        async def _get(self, key: str) -> bytes | None:
+            if self.calls == 0:
+                self.calls += 1
+                raise Busy("every connection in use")  # the level stays up
+            return await super()._get(key)
+
+    remote = BusyOnce()
+    cache = HierarchicalCache(unique("skip-write"), l2=remote, retry_interval=60)
+    loads = 0
+
+    async def value() -> int:
+        nonlocal loads
+        loads += 1
+        return loads
+
+    fn = cached(cache)(value)
+    assert await fn() == 1
+    assert remote.calls == 1  # the failed read, and no write
+    assert await fn() == 2  # a miss this time: the load is written
+    assert remote.calls == 3
+    assert await fn() == 2  # from the remote level
