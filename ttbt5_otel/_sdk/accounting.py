@@ -56,6 +56,9 @@ class SignalLedger:
     in_flight: int = 0
     spooled: int = 0
     replayed: int = 0
+    abandoned: bool = False
+    """Set when the shutdown budget ran out: what was queued or in flight is counted as
+    lost then, so whatever the abandoned export thread still does is not counted again."""
     queue_size: Callable[[], int] = field(default=lambda: 0, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -67,7 +70,8 @@ class SignalLedger:
     def hand_on(self, count: int) -> None:
         """The processor passed ``count`` items to the exporter."""
         with self._lock:
-            self.handed_on += count
+            if not self.abandoned:
+                self.handed_on += count
 
     def start_export(self, count: int) -> None:
         """An export of ``count`` items began."""
@@ -78,6 +82,8 @@ class SignalLedger:
         """An export of ``count`` items ended, delivered or given up."""
         with self._lock:
             self.in_flight -= count
+            if self.abandoned:
+                return
             if ok:
                 self.exported += count
             else:
@@ -86,7 +92,8 @@ class SignalLedger:
     def spool(self, count: int) -> None:
         """``count`` items of an export went to the disk spool instead of the collector."""
         with self._lock:
-            self.spooled += count
+            if not self.abandoned:
+                self.spooled += count
 
     def replay(self, count: int) -> None:
         """``count`` spooled items (of this or an earlier process) reached the collector."""
@@ -101,6 +108,9 @@ class SignalLedger:
     def abandon(self) -> int:
         """At an expired shutdown budget: count what is queued or in flight as lost."""
         with self._lock:
+            if self.abandoned:
+                return 0
+            self.abandoned = True
             lost = self.queue_size() + self.in_flight
             if lost:
                 self.dropped[TIMEOUT] = self.dropped.get(TIMEOUT, 0) + lost
