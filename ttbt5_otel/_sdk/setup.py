@@ -258,7 +258,12 @@ def _spool_for(config: TelemetryConfig, ledger: Ledger) -> Spool | None:
     if config.spool_dir is None or config.exporter != "otlp":
         return None
     directory = SpoolDirectory(config.spool_dir, int(config.spool_max_mb * 1024 * 1024))
-    return Spool(directory, otlp_sender(config), {"traces": ledger.spans, "logs": ledger.logs})
+    return Spool(
+        directory,
+        otlp_sender(config),
+        {"traces": ledger.spans, "logs": ledger.logs},
+        drain_timeout=config.shutdown_timeout,
+    )
 
 
 def _spooled(

@@ -101,9 +101,16 @@ class Spool:
         directory: SpoolDirectory,
         send: Send,
         ledgers: dict[str, SignalLedger],
+        drain_timeout: float = 0.0,
     ) -> None:
-        """Spool into ``directory``; count into ``ledgers`` (keyed ``traces``/``logs``)."""
+        """Spool into ``directory``; count into ``ledgers`` (keyed ``traces``/``logs``).
+
+        At ``stop()`` the spool spends up to ``drain_timeout`` seconds resending what it
+        holds, if the collector takes it; the rest waits on disk for the next process.
+        """
         self.directory = directory
+        self.drain_timeout = drain_timeout
+        self._idle = threading.Event()
         self._send = send
         self._ledgers = ledgers
         self._offline = dict.fromkeys(_SERVICES, False)
@@ -159,13 +166,12 @@ class Spool:
                 except Exception as exc:  # a damaged file or a full disk must not end replay
                     _guard.internal_error("spool replay", exc)
                     sent_all = False
-                if sent_all:
-                    delay = _FIRST_RETRY_S
-                    self._wake.wait()
-                    self._wake.clear()
-                else:
-                    self._stopped.wait(delay)
-                    delay = min(delay * 2, _LAST_RETRY_S)
+                # Empty, or the collector refused: either way a drain at stop is over.
+                self._idle.set()
+                self._wake.wait(None if sent_all else delay)
+                self._wake.clear()
+                self._idle.clear()
+                delay = _FIRST_RETRY_S if sent_all else min(delay * 2, _LAST_RETRY_S)
         finally:
             detach(token)
 
@@ -190,7 +196,18 @@ class Spool:
         return False
 
     def stop(self) -> None:
-        """Stop resending; what is stored stays for the next process."""
+        """Resend for up to ``drain_timeout`` s, then stop; the rest stays for the next process."""
+        thread = self._thread
+        if (
+            self.drain_timeout > 0
+            and not self._stopped.is_set()
+            and thread is not None
+            and thread.is_alive()
+            and any(self._offline.values())
+        ):
+            self._idle.clear()
+            self._wake.set()
+            self._idle.wait(self.drain_timeout)
         self._stopped.set()
         self._wake.set()
 

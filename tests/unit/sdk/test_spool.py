@@ -137,3 +137,32 @@ def test_a_backlog_left_by_an_earlier_process_is_sent_first(tmp_path):
     finally:
         spool.stop()
     assert list(tmp_path.iterdir()) == []
+
+
+def _store_three(spool):
+    for i in range(3):
+        request = ExportTraceServiceRequest()
+        request.resource_spans.add().scope_spans.add().spans.add(name=f"kept-{i}")
+        spool.store("traces", request.SerializeToString(), 1)
+
+
+def test_stop_spends_its_drain_budget_resending_when_the_collector_is_back(tmp_path):
+    collector = Collector()
+    ledger = Ledger()
+    spool = Spool(SpoolDirectory(tmp_path, 1 << 20), collector, {"traces": ledger.spans}, 5.0)
+    _store_three(spool)
+    assert eventually(spool._idle.is_set)  # tried, refused, backing off
+    collector.up = True
+    spool.stop()
+    assert collector.received == ["kept-0", "kept-1", "kept-2"]
+
+
+def test_stop_does_not_wait_on_a_collector_that_refuses(tmp_path):
+    collector = Collector()
+    ledger = Ledger()
+    spool = Spool(SpoolDirectory(tmp_path, 1 << 20), collector, {"traces": ledger.spans}, 5.0)
+    _store_three(spool)
+    started = time.monotonic()
+    spool.stop()
+    assert time.monotonic() - started < 1.0
+    assert len(spool.directory.files()) == 3  # kept for the next process
