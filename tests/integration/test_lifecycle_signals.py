@@ -89,3 +89,62 @@ def test_signal_runs_shutdown_hooks_and_exits_cleanly(code, signum):
     assert "hook stopped" in out
     assert "exited cleanly" in out
     assert "not reached" not in out
+
+
+DOWN_COLLECTOR_APP = """
+import asyncio, logging
+import ttbt5_otel
+from ttbt5_otel import application_lifecycle
+
+log = logging.getLogger("busy")
+
+@application_lifecycle(service_name="sig", shutdown_timeout=2, instrument=("none",),
+                       max_queue_size=4096)
+async def main():
+    for i in range(3000):
+        with ttbt5_otel.span("work"):
+            log.warning("item %d", i)
+    print("running", flush=True)
+    await asyncio.sleep(60)
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("collector", ["down", "frozen"])
+def test_sigterm_with_a_broken_collector_exits_within_the_shutdown_budget(collector, tmp_path):
+    """3,000 spans and log records queued, nothing answering: SIGTERM to exit in ≤ 2.5 s."""
+    import socket  # noqa: PLC0415
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    if collector == "frozen":
+        listener.listen(1024)  # accepts connections, never answers
+    else:
+        listener.close()  # connection refused
+    env = clean_env(TTBT5_OTLP_ENDPOINT=f"http://127.0.0.1:{port}")
+    # The app's 3,000 warnings go to a file: a pipe nobody reads would block the app.
+    errors = tmp_path / "stderr.txt"
+    with errors.open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", DOWN_COLLECTOR_APP],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+    try:
+        assert proc.stdout.readline().strip() == "running"
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+        took = time.monotonic() - signalled
+    finally:
+        listener.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = errors.read_text()[-2000:]
+    assert took < 2.5, err
+    assert proc.returncode == 0, err
