@@ -225,6 +225,10 @@ BREAKER_STATE = '{__name__=~"ttbt5_circuit_breaker_state(_ratio)?", ' + APP
 RETRY_BUCKETS = '{__name__=~"ttbt5_retry_attempts(_ratio)?_bucket", ' + APP + "}"
 
 
+# Both SDK counters whose error_type says an item was lost: the processor's and the exporter's.
+_SDK_LOSSES = "otel_sdk_(processor_{signal}_processed|exporter_{signal}_exported)_total"
+
+
 def _per_signal(prefix: str) -> list[Json]:
     """One query per signal (spans, metric points, log records) of a collector counter."""
     return [
@@ -640,21 +644,24 @@ def runtime_pipeline() -> Json:
             ],
         ),
         panel(
-            "SDK export drops",
-            "Spans and log records the SDK's batch processors dropped because their queue "
-            "was full (collector unreachable or too slow).",
+            "SDK export losses",
+            "Spans and log records the SDK lost, by reason: its batch queue was full "
+            "(queue_full), the exit budget ran out (timeout), the disk spool was full "
+            "(spool_full), or the collector did not accept the export (export_failed).",
             "ops",
             [
                 target(
-                    "sum by (instance) (rate(otel_sdk_processor_span_processed_total"
-                    f'{{{APP}, error_type!=""}}{RATE}))',
-                    "{{instance}} spans",
-                ),
-                target(
-                    "sum by (instance) (rate(otel_sdk_processor_log_processed_total"
-                    f'{{{APP}, error_type!=""}}{RATE}))',
-                    "{{instance}} log records",
-                ),
+                    f'sum by (instance, error_type) (rate({{__name__=~"{name}", '
+                    f'{APP}, error_type!=""}}{RATE}))',
+                    f"{{{{instance}}}} {what} {{{{error_type}}}}",
+                )
+                for what, name in (
+                    ("spans", "otel_sdk_(processor_span_processed|exporter_span_exported)_total"),
+                    (
+                        "log records",
+                        "otel_sdk_(processor_log_processed|exporter_log_exported)_total",
+                    ),
+                )
             ],
         ),
         row("Collector"),
@@ -666,14 +673,21 @@ def runtime_pipeline() -> Json:
         ),
         panel(
             "Refused items",
-            "Items per second the receivers refused (memory limiter); Ttbt5CollectorRefusingData.",
+            "Items per second the receivers refused, and span metrics the memory limiter "
+            "refused after the connector had made them; Ttbt5CollectorRefusingData.",
             "ops",
-            _per_signal("otelcol_receiver_refused"),
+            [
+                *_per_signal("otelcol_receiver_refused"),
+                target(
+                    f"sum (collector:otelcol_span_metrics_refused:rate5m{{{COLLECTOR}}})",
+                    "span metrics refused",
+                ),
+            ],
         ),
         panel(
             "Failed exports",
             "Items per second exporters failed to send, or dropped because their queue was "
-            "full; Ttbt5CollectorExportFailing.",
+            "full; Ttbt5CollectorExportFailing (send), Ttbt5CollectorExportQueueFull (queue).",
             "ops",
             [
                 target(
