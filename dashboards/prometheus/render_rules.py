@@ -471,6 +471,35 @@ ALERTS: list[Alert] = [
             "in the last ${window}."
         ),
     ),
+    Alert(
+        name="Ttbt5TelemetryLost",
+        severity="warning",
+        anchor="telemetry-lost",
+        for_seconds=60,
+        params={
+            "lost": '{__name__=~"otel_sdk_(processor_(span|log)_processed'
+            '|exporter_(span|log)_exported)(_total)?", error_type!=""}'
+        },
+        # The counts of an outage only arrive once the collector is back, often as a new
+        # series whose first value is the whole loss, which increase() alone cannot see.
+        expr=(
+            "sum by (${instance}, error_type) (\n"
+            "  (${lost}\n"
+            "    unless ${lost} offset ${window})\n"
+            "  or\n"
+            "  increase(${lost}[${window}])\n"
+            ") > 0"
+        ),
+        condition="the SDK counted spans or log records as lost in the last ${window}",
+        summary=("{{ $labels.service_name }}: telemetry lost ({{ $labels.error_type }})"),
+        description=(
+            "{{ $labels.service_name }} on instance {{ $labels.instance }} "
+            "({{ $labels.deployment_environment_name }}) lost {{ $value | humanize }} spans "
+            "and log records in the last ${window} (error_type {{ $labels.error_type }}: "
+            "queue_full, export_failed, timeout or spool_full). Traces and logs of that "
+            "time are incomplete."
+        ),
+    ),
     # --- The collector watching itself.
     #
     # One incident, one alert: each lost or refused item is counted by several collector
