@@ -104,15 +104,15 @@ def start_sender(
     collector: Collector, rate: int, seconds: float, **settings: str
 ) -> subprocess.Popen[str]:
     """The steady sender app against ``collector``, with these ``TTBT5_*`` settings."""
-    env = clean_env(
-        TTBT5_OTLP_ENDPOINT=f"http://127.0.0.1:{collector.ports['grpc']}",
+    defaults = {
+        "TTBT5_OTLP_ENDPOINT": f"http://127.0.0.1:{collector.ports['grpc']}",
         # Short enough that a frozen collector costs a few seconds per export, not ten.
-        TTBT5_OTLP_TIMEOUT="2",
-        TTBT5_SCHEDULE_DELAY="0.5",
-        TTBT5_MAX_QUEUE_SIZE="1024",
-        TTBT5_SHUTDOWN_TIMEOUT="10",
-        **settings,
-    )
+        "TTBT5_OTLP_TIMEOUT": "2",
+        "TTBT5_SCHEDULE_DELAY": "0.5",
+        "TTBT5_MAX_QUEUE_SIZE": "1024",
+        "TTBT5_SHUTDOWN_TIMEOUT": "10",
+    }
+    env = clean_env(**{**defaults, **settings})
     return subprocess.Popen(
         [sys.executable, str(SENDER), str(rate), str(seconds)],
         env=env,
