@@ -132,9 +132,9 @@ class Spool:
     def store(self, signal: str, payload: bytes, items: int) -> None:
         """Keep one request for later; evict (and count) the oldest beyond the size cap."""
         self._offline[signal] = True
-        ledger = self._ledgers[signal]
-        ledger.spool(items)
-        for evicted in self.directory.append(signal, payload, items):
+        evicted_files = self.directory.append(signal, payload, items)
+        self._ledgers[signal].spool(items)
+        for evicted in evicted_files:
             self._ledgers[evicted.signal].drop(evicted.items, SPOOL_FULL)
             _guard.warn_once(
                 "spool-full",
@@ -184,15 +184,18 @@ class Spool:
                     self._offline[signal] = False
             if not files:
                 return True
-            spooled = files[0]
-            claimed = self.directory.claim(spooled)
-            if claimed is None:
-                continue
-            if not self._send(spooled.signal, claimed.read_bytes()):
-                self.directory.give_back(claimed, spooled)
-                return False
-            claimed.unlink()
-            self._ledgers[spooled.signal].replay(spooled.items)
+            # One listing per pass, not per file: a long backlog is thousands of files.
+            for spooled in files:
+                if self._stopped.is_set():
+                    return False
+                claimed = self.directory.claim(spooled)
+                if claimed is None:  # another process is sending it
+                    continue
+                if not self._send(spooled.signal, claimed.read_bytes()):
+                    self.directory.give_back(claimed, spooled)
+                    return False
+                claimed.unlink()
+                self._ledgers[spooled.signal].replay(spooled.items)
         return False
 
     def stop(self) -> None:
@@ -230,15 +233,23 @@ def _encode_logs(batch: Sequence[ReadableLogRecord]) -> bytes:
 
 def _export_or_store(
     spool: Spool, signal: str, batch: Sequence[Any], export: Callable[[], bool]
-) -> None:
+) -> bool:
+    """True once the batch is delivered or safely on disk."""
     if not spool.offline(signal):
         try:
             if export():
-                return
+                return True
         except Exception as exc:
             _LOG.debug("export of %s failed, spooling: %s", signal, exc)
     payload = _encode_spans(batch) if signal == "traces" else _encode_logs(batch)
-    spool.store(signal, payload, len(batch))
+    try:
+        spool.store(signal, payload, len(batch))
+    except OSError as exc:  # a full or read-only disk: the batch is lost, and counted so
+        _guard.warn_once(
+            "spool-write", "telemetry spool %s cannot be written: %s", spool.directory.path, exc
+        )
+        return False
+    return True
 
 
 class SpoolingSpanExporter(SpanExporter):
@@ -250,14 +261,14 @@ class SpoolingSpanExporter(SpanExporter):
         self.spool = spool
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        """Delivered or stored: either way the batch is safe, so the result is success."""
-        _export_or_store(
+        """Success once delivered or stored: either way the batch is safe."""
+        safe = _export_or_store(
             self.spool,
             "traces",
             spans,
             lambda: self.inner.export(spans) is SpanExportResult.SUCCESS,
         )
-        return SpanExportResult.SUCCESS
+        return SpanExportResult.SUCCESS if safe else SpanExportResult.FAILURE
 
     def shutdown(self) -> None:
         """Stop the spool's resending and shut the exporter down."""
@@ -278,14 +289,14 @@ class SpoolingLogExporter(LogRecordExporter):
         self.spool = spool
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        """Delivered or stored: either way the batch is safe, so the result is success."""
-        _export_or_store(
+        """Success once delivered or stored: either way the batch is safe."""
+        safe = _export_or_store(
             self.spool,
             "logs",
             batch,
             lambda: self.inner.export(batch) is LogRecordExportResult.SUCCESS,
         )
-        return LogRecordExportResult.SUCCESS
+        return LogRecordExportResult.SUCCESS if safe else LogRecordExportResult.FAILURE
 
     def shutdown(self) -> None:
         """Stop the spool's resending and shut the exporter down."""

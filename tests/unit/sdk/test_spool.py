@@ -9,7 +9,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 
 from ttbt5_otel import ConfigError
-from ttbt5_otel._sdk.accounting import Ledger
+from ttbt5_otel._sdk.accounting import CountingSpanExporter, Ledger
 from ttbt5_otel._sdk.spool import Spool, SpoolingSpanExporter
 from ttbt5_otel._sdk.spool_files import SpoolDirectory
 
@@ -166,3 +166,29 @@ def test_stop_does_not_wait_on_a_collector_that_refuses(tmp_path):
     spool.stop()
     assert time.monotonic() - started < 1.0
     assert len(spool.directory.files()) == 3  # kept for the next process
+
+
+def test_a_spool_that_cannot_be_written_fails_the_export_so_the_loss_is_counted(
+    tmp_path, monkeypatch
+):
+    collector = Collector()
+    ledger = Ledger()
+    spool = Spool(SpoolDirectory(tmp_path, 1 << 20), collector, {"traces": ledger.spans})
+    provider = TracerProvider()
+    counted = CountingSpanExporter(SpoolingSpanExporter(Flaky(collector), spool), ledger.spans)
+    provider.add_span_processor(SimpleSpanProcessor(counted))
+    tracer = provider.get_tracer("spool")
+
+    def disk_full(*_args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(spool.directory, "append", disk_full)
+    try:
+        with tracer.start_as_current_span("lost"):
+            pass
+        books = ledger.snapshot()["spans"]
+        assert books["export_failed"] == 1
+        assert books["spooled"] == books["exported"] == 0
+    finally:
+        spool.stop()
+        provider.shutdown()
