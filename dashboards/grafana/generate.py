@@ -673,15 +673,20 @@ def runtime_pipeline() -> Json:
         ),
         panel(
             "Refused items",
-            "Items per second the receivers refused, and span metrics the memory limiter "
-            "refused after the connector had made them; Ttbt5CollectorRefusingData.",
+            "Items per second the receivers refused (memory limiter); Ttbt5CollectorRefusingData.",
+            "ops",
+            _per_signal("otelcol_receiver_refused"),
+        ),
+        panel(
+            "Span metrics refused",
+            "Span-metric points per second the memory limiter refused after the span-metrics "
+            "connector made them: no sender retries these; Ttbt5CollectorRefusingData.",
             "ops",
             [
-                *_per_signal("otelcol_receiver_refused"),
                 target(
                     f"sum (collector:otelcol_span_metrics_refused:rate5m{{{COLLECTOR}}})",
-                    "span metrics refused",
-                ),
+                    "span metric points",
+                )
             ],
         ),
         panel(
@@ -730,7 +735,7 @@ def runtime_pipeline() -> Json:
     return dashboard(
         "ttbt5-runtime-pipeline",
         "ttbt5 / Runtime & pipeline",
-        "Process CPU and memory, SDK export drops, the collector's pipeline and scrape health.",
+        "Process CPU and memory, SDK export losses, the collector's pipeline and scrape health.",
         panels,
         variables=[SERVICE_VARIABLE, INSTANCE_VARIABLE, COLLECTOR_VARIABLE],
     )
