@@ -95,7 +95,12 @@ def web_services(
 ) -> Iterator[Services]:
     """Start inventory (gunicorn) and storefront (uvicorn), each with four workers."""
     inventory_port, storefront_port = free_port(), free_port()
-    common = {"TTBT5_OTLP_ENDPOINT": endpoint, "TTBT5_SCHEDULE_DELAY": "0.5", **extra}
+    common = {
+        "TTBT5_OTLP_ENDPOINT": endpoint,
+        "TTBT5_SCHEDULE_DELAY": "0.5",
+        "TTBT5_METRIC_EXPORT_INTERVAL": "1",
+        **extra,
+    }
     inventory_env = clean_env(
         OTEL_SERVICE_NAME="inventory",
         SUPPLIER_URL=supplier_url,
