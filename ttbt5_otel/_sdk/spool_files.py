@@ -14,7 +14,6 @@ from __future__ import annotations
 import itertools
 import os
 import stat
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,7 +69,9 @@ class SpoolDirectory:
             raise ConfigError(
                 "spool_dir", f"{self.path} must be owned by this user and writable by no other"
             )
-        self._lock = threading.Lock()
+        # No lock: a lock held by a thread at fork would stay held in the child. Names are
+        # unique without one (next() on a count is atomic), and two writers evicting at
+        # once only find the same oldest file gone, which neither then counts.
         self._sequence = itertools.count()
         self._release_stale_claims()
 
@@ -100,15 +101,18 @@ class SpoolDirectory:
 
     def append(self, signal: str, payload: bytes, items: int) -> list[SpoolFile]:
         """Store one request; return the oldest files deleted to stay under the cap."""
-        with self._lock:
-            name = f"{time.time_ns():020d}-{os.getpid()}-{next(self._sequence):06d}"
-            final = self.path / f"{name}.{signal}.{items}{_SUFFIX}"
-            partial = self.path / f".{name}.part"
-            descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        name = f"{time.time_ns():020d}-{os.getpid()}-{next(self._sequence):06d}"
+        final = self.path / f"{name}.{signal}.{items}{_SUFFIX}"
+        partial = self.path / f".{name}.part"
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
             with os.fdopen(descriptor, "wb") as handle:
                 handle.write(payload)
             partial.rename(final)
-            return self._evict_beyond_cap()
+        except OSError:
+            partial.unlink(missing_ok=True)  # a full disk must not keep half a request
+            raise
+        return self._evict_beyond_cap()
 
     def _evict_beyond_cap(self) -> list[SpoolFile]:
         files = self.files()
