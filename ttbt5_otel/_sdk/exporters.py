@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping, Sequence
-from typing import IO
+from typing import IO, Any
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import (
@@ -25,14 +25,26 @@ from opentelemetry.trace import StatusCode
 from ttbt5_otel._sdk.config import TelemetryConfig
 
 
-def _signal_url(config: TelemetryConfig, signal: str) -> str:
+def signal_url(config: TelemetryConfig, signal: str) -> str:
+    """The OTLP/HTTP URL of one signal (``traces``, ``metrics``, ``logs``)."""
     return f"{config.endpoint.rstrip('/')}/v1/{signal}"
 
 
-def _insecure(config: TelemetryConfig) -> bool:
+def is_insecure(config: TelemetryConfig) -> bool:
+    """Plain-text gRPC: as configured, else when the endpoint says ``http://``."""
     if config.insecure is not None:
         return config.insecure
     return config.endpoint.startswith("http://")
+
+
+def grpc_credentials(config: TelemetryConfig) -> Any:
+    """TLS credentials trusting ``certificate_file``; None when no file is configured."""
+    if not config.certificate_file:
+        return None
+    import grpc  # type: ignore[import-untyped]  # noqa: PLC0415
+
+    with open(config.certificate_file, "rb") as handle:  # noqa: PTH123
+        return grpc.ssl_channel_credentials(handle.read())
 
 
 def otlp_exporters(
@@ -51,13 +63,8 @@ def otlp_exporters(
             OTLPSpanExporter as GrpcSpans,
         )
 
-        credentials = None
-        insecure = _insecure(config)
-        if not insecure and config.certificate_file:
-            import grpc  # type: ignore[import-untyped]  # noqa: PLC0415
-
-            with open(config.certificate_file, "rb") as handle:  # noqa: PTH123
-                credentials = grpc.ssl_channel_credentials(handle.read())
+        insecure = is_insecure(config)
+        credentials = None if insecure else grpc_credentials(config)
         endpoint, timeout = config.endpoint, config.timeout
         return (
             GrpcSpans(
@@ -96,19 +103,19 @@ def otlp_exporters(
     cert = config.certificate_file
     return (
         HttpSpans(
-            endpoint=_signal_url(config, "traces"),
+            endpoint=signal_url(config, "traces"),
             headers=headers,
             timeout=config.timeout,
             certificate_file=cert,
         ),
         HttpMetrics(
-            endpoint=_signal_url(config, "metrics"),
+            endpoint=signal_url(config, "metrics"),
             headers=headers,
             timeout=config.timeout,
             certificate_file=cert,
         ),
         HttpLogs(
-            endpoint=_signal_url(config, "logs"),
+            endpoint=signal_url(config, "logs"),
             headers=headers,
             timeout=config.timeout,
             certificate_file=cert,

@@ -47,6 +47,7 @@ from ttbt5_otel._sdk.accounting import (
     CountingLogExporter,
     CountingSpanExporter,
     Ledger,
+    SignalLedger,
     adopt_batch_processor,
 )
 from ttbt5_otel._sdk.config import TelemetryConfig
@@ -248,7 +249,7 @@ def build_providers(
                 schedule_delay_millis=config.schedule_delay * 1000,
                 export_timeout_millis=config.timeout * 1000,
             )
-            _adopt(span_processor, ledger, config.max_queue_size, "spans")
+            _adopt(span_processor, ledger.spans, config.max_queue_size)
         tracer_provider.add_span_processor(span_processor)
     logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
     logger_provider.add_log_record_processor(ScrubbingLogProcessor())
@@ -264,7 +265,7 @@ def build_providers(
                 schedule_delay_millis=config.schedule_delay * 1000,
                 export_timeout_millis=config.timeout * 1000,
             )
-            _adopt(log_processor, ledger, config.max_queue_size, "logs")
+            _adopt(log_processor, ledger.logs, config.max_queue_size)
         logger_provider.add_log_record_processor(log_processor)
     if not synchronous:
         ledger.register(meter_provider.get_meter("ttbt5_otel.sdk", __version__))
@@ -279,13 +280,12 @@ def build_providers(
     )
 
 
-def _adopt(processor: object, ledger: Ledger, capacity: int, signal: str) -> None:
-    target = ledger.spans if signal == "spans" else ledger.logs
-    if not adopt_batch_processor(processor, target, capacity):
+def _adopt(processor: object, ledger: SignalLedger, capacity: int) -> None:
+    if not adopt_batch_processor(processor, ledger, capacity):
         _guard.warn_once(
-            f"ledger-{signal}",
+            f"ledger-{ledger.signal}",
             f"this OpenTelemetry SDK's batch processor is not the one ttbt5_otel knows; "
-            f"queue drops of {signal} are not counted",
+            f"queue drops of {ledger.signal} items are not counted",
         )
 
 

@@ -31,6 +31,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from ttbt5_otel._core import guard as _guard
 from ttbt5_otel._sdk.accounting import SignalLedger
 from ttbt5_otel._sdk.config import TelemetryConfig
+from ttbt5_otel._sdk.exporters import grpc_credentials, is_insecure, signal_url
 from ttbt5_otel._sdk.spool_files import SpoolDirectory
 
 _LOG = logging.getLogger("ttbt5_otel")
@@ -48,21 +49,15 @@ Send = Callable[[str, bytes], bool]
 def otlp_sender(config: TelemetryConfig) -> Send:
     """Send one encoded request for a signal to the configured collector; True if accepted."""
     headers = dict(config.headers)
-    insecure = (
-        config.insecure if config.insecure is not None else config.endpoint.startswith("http://")
-    )
     if config.protocol == "grpc":
         import grpc  # type: ignore[import-untyped]  # noqa: PLC0415
 
         target = config.endpoint.split("://", 1)[-1].rstrip("/")
-        if insecure:
+        if is_insecure(config):
             channel = grpc.insecure_channel(target)
         else:
-            root = None
-            if config.certificate_file:
-                with open(config.certificate_file, "rb") as handle:  # noqa: PTH123
-                    root = handle.read()
-            channel = grpc.secure_channel(target, grpc.ssl_channel_credentials(root))
+            credentials = grpc_credentials(config) or grpc.ssl_channel_credentials()
+            channel = grpc.secure_channel(target, credentials)
         calls = {signal: channel.unary_unary(path) for signal, path in _SERVICES.items()}
 
         def send_grpc(signal: str, payload: bytes) -> bool:
@@ -79,12 +74,11 @@ def otlp_sender(config: TelemetryConfig) -> Send:
     session = requests.Session()
     session.headers.update({**headers, "Content-Type": "application/x-protobuf"})
     verify: str | bool = config.certificate_file or True
-    base = config.endpoint.rstrip("/")
 
     def send_http(signal: str, payload: bytes) -> bool:
         try:
             response = session.post(
-                f"{base}/v1/{signal}", data=payload, timeout=config.timeout, verify=verify
+                signal_url(config, signal), data=payload, timeout=config.timeout, verify=verify
             )
         except requests.RequestException:
             return False
