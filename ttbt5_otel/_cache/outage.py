@@ -76,9 +76,17 @@ class Outage:
                 extra={"cache.name": self.cache, "cache.level": self.level},
             )
 
-    def succeeded(self) -> None:
-        """The level answered: end the outage, if there was one."""
-        if self.down_since is not None:
+    def now(self) -> float:
+        """This tracker's clock; taken when an operation starts, for ``succeeded``."""
+        return self._clock()
+
+    def succeeded(self, started: float | None = None) -> None:
+        """The level answered: end the outage, if there was one.
+
+        An operation that ``started`` before the outage began proves nothing about the
+        level now (its answer was on the way before the failure), so it ends nothing.
+        """
+        if self.down_since is not None and (started is None or started >= self.down_since):
             LOG.info(
                 "cache %r: level %s recovered after %.3gs",
                 self.cache,

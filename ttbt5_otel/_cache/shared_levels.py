@@ -59,6 +59,7 @@ class SharedLevels:
         if not outage.available():
             call.close()  # never awaited: skipped while the level is down
             return fallback
+        started = outage.now()
         try:
             result = await call
         except Exception as exc:
@@ -66,7 +67,7 @@ class SharedLevels:
             if self.strict:
                 raise
             return fallback
-        outage.succeeded()
+        outage.succeeded(started)
         return result
 
     def encode(self, entry: Envelope, owner: str | None) -> list[bytes]:

@@ -74,6 +74,7 @@ class TagVersions:
         if not outage.available():
             return None
         await self.replay()
+        started = outage.now()
         try:
             versions = await level.tag_versions(wanted)
         except Exception as exc:
@@ -81,7 +82,7 @@ class TagVersions:
             if self._strict:
                 raise
             return None
-        outage.succeeded()
+        outage.succeeded(started)
         if self._reuse > 0:
             until = self._clock() + self._reuse
             self._recent.update((t, (v, until)) for t, v in versions.items())
@@ -118,6 +119,7 @@ class TagVersions:
         if not outage.available():
             return
         tags = sorted(self._pending)
+        started = outage.now()
         try:
             await level.bump_tags(tags)
         except Exception as exc:
@@ -125,7 +127,7 @@ class TagVersions:
             if self._strict:
                 raise
             return
-        outage.succeeded()
+        outage.succeeded(started)
         self._pending.difference_update(tags)
 
     @property

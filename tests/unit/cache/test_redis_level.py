@@ -168,3 +168,21 @@ async def test_a_caller_whose_read_failed_does_not_write_back() -> None:
     assert await fn() == 2  # a miss this time: the load is written
     assert remote.calls == 3
     assert await fn() == 2  # from the remote level
+
+
+def test_an_answer_sent_before_the_outage_began_does_not_end_it(caplog):
+    caplog.set_level(logging.INFO, logger="ttbt5_otel.cache")
+    now = [10.0]
+    outage = Outage("orders", "l2", retry_interval=0.3, clock=lambda: now[0])
+    in_flight = outage.now()  # an operation started while the level was still up
+    now[0] = 11.0
+    outage.failed(ConnectionError("Connection closed by server."))
+    outage.succeeded(in_flight)  # its answer arrives after the failure
+    assert outage.down_since == 11.0
+    now[0] = 12.0
+    outage.succeeded(outage.now())  # a call made after the failure: the level is back
+    assert outage.down_since is None
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
+        "cache 'orders': level l2 unavailable",
+        "cache 'orders': level l2 recovered after 1s",
+    ]
