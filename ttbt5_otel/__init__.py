@@ -3,7 +3,7 @@
 Public API (everything else is private and may change):
 
 * set-up: ``init``, ``shutdown``, ``force_flush``, ``Telemetry``, ``TelemetryConfig``,
-  ``TelemetryOptions``, ``ConfigError``
+  ``TelemetryOptions``, ``ConfigError``, ``ScrubMatch``, ``ScrubAction`` (the scrub callback)
 * traces: ``traced``, ``span``, ``SpanScope``
 * metrics: ``monitor_performance``, ``counter``, ``up_down_counter``, ``histogram``, ``gauge``,
   ``BoundedCounter``, ``BoundedUpDownCounter``, ``BoundedHistogram``, ``BoundedGauge``
@@ -33,6 +33,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any, Final
 
+from ttbt5_otel._core.scrub import ScrubAction, ScrubMatch
 from ttbt5_otel._exceptions import (
     ApplicationError,
     CacheConfigError,
@@ -182,6 +183,8 @@ __all__ = [
     "MemoryCache",
     "PickleSerializer",
     "RedisCache",
+    "ScrubAction",
+    "ScrubMatch",
     "Settings",
     "SpanScope",
     "StructuredLogger",

@@ -6,11 +6,20 @@ No Docker engine runs the file here, so it is checked against the configuration 
 from __future__ import annotations
 
 import re
+import socket
+import stat
+import subprocess
+import time
 from urllib.parse import urlsplit
 
+import psutil
+import pytest
+import redis
 import yaml
 
+from tests.loopback import free_port
 from tests.paths import REPO as ROOT
+from tests.redis_support import REDIS_SERVER
 
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
@@ -109,3 +118,71 @@ def test_app_points_at_services_of_this_file():
     assert redis.hostname in SERVICES
     assert redis.port in published("redis")
     assert "ttbt5-otel demo" in " ".join(SERVICES["app"]["command"])
+
+
+def test_prometheus_has_no_lifecycle_api():
+    """POST /-/reload and /-/quit would accept requests from any page in a local browser."""
+    assert not [arg for arg in SERVICES["prometheus"]["command"] if "lifecycle" in arg]
+    assert "docker compose kill -s SIGHUP prometheus" in (ROOT / "docker-compose.yml").read_text()
+
+
+def test_redis_requires_a_password_that_the_app_gets_in_its_url():
+    redis = SERVICES["redis"]
+    # Required: compose refuses to start while REDIS_PASSWORD is unset or empty.
+    assert redis["environment"]["REDIS_PASSWORD"].startswith("${REDIS_PASSWORD:?")
+    script = redis["command"][-1]
+    assert "requirepass" in script
+    assert "--requirepass" not in script, "the password would be on redis-server's command line"
+    app_url = urlsplit(SERVICES["app"]["environment"]["TTBT5_CACHE_REDIS_URL"])
+    assert app_url.password == "${REDIS_PASSWORD}"
+
+
+def test_the_example_env_file_documents_the_password_without_giving_one():
+    example = ROOT / "compose.env.example"
+    settings = [
+        line for line in example.read_text().splitlines() if line and not line.startswith("#")
+    ]
+    # Empty on purpose: copied as it is, compose still refuses to start.
+    assert settings == ["REDIS_PASSWORD="]
+    assert "compose.env.example" in (ROOT / "docker-compose.yml").read_text()
+
+
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.integration
+def test_the_redis_start_script_sets_the_password(tmp_path):
+    """The compose service's shell script, run against the local redis-server."""
+    script = SERVICES["redis"]["command"][-1]
+    conf = tmp_path / "redis.conf"
+    port = free_port()
+    local = (
+        script.replace("$$", "$")  # compose's escape for a literal $
+        .replace("/tmp/redis.conf", str(conf))
+        .replace("exec redis-server", f"exec {REDIS_SERVER}")
+    ) + f" --port {port} --bind 127.0.0.1 --dir {tmp_path}"
+    password = "compose-test-Password_1"
+    env = {"PATH": "/usr/bin:/bin", "REDIS_PASSWORD": password}
+    server = subprocess.Popen(["sh", "-c", local], env=env, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not listening(port):
+            assert server.poll() is None, "redis-server exited"
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+        client = redis.Redis(host="127.0.0.1", port=port, password=password, socket_timeout=1)
+        assert client.ping()
+        client.close()
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as anonymous:
+            anonymous.sendall(b"PING\r\n")
+            assert anonymous.recv(256).startswith(b"-NOAUTH")
+        assert stat.S_IMODE(conf.stat().st_mode) == 0o600
+        assert password not in " ".join(psutil.Process(server.pid).cmdline())
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

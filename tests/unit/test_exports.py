@@ -8,6 +8,8 @@ import typing
 import ttbt5_otel
 
 DOCUMENTED = {
+    "ScrubAction",
+    "ScrubMatch",
     "Instrumentation",
     "instrument_app",
     "CacheConfigError",

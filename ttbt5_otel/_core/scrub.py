@@ -1,18 +1,37 @@
-"""Replace values of secret-looking keys before they leave the process.
+"""Redact secrets before they leave the process: by attribute name and by value.
 
-The match is on the attribute or field *name* (case-insensitive substring), because values
-cannot be recognised reliably. A scrubbed value becomes a fixed marker that never echoes any
-part of the original.
+Two kinds of rule:
+
+- **names** (case-insensitive substring of an attribute or field name: ``password``,
+  ``token``, ``authorization``, ...): the whole value is replaced;
+- **values** (``secret_values``): a credential recognised inside any string, whatever its
+  key (a URL's userinfo, ``Bearer ...``, a JWT, a cloud key, ``password=...`` in a query or
+  a rendered dict, a private-key block): only the credential is replaced, so the rest of a
+  span name, log line or stack trace stays readable.
+
+The marker never repeats any part of the secret. A user callback sees every match (where,
+which key, which rule, the text) and may keep it, redact it, drop the attribute, or put its
+own text in its place. A callback that raises counts as "redact": failing closed.
+
+Strings already found clean are remembered (up to a bound), so the attribute values that
+repeat on every span (routes, methods, library names) cost one dictionary lookup.
 """
 
 from __future__ import annotations
 
+import enum
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
+
+from ttbt5_otel._core import guard as _guard
+from ttbt5_otel._core.secret_values import find_secrets
 
 REDACTED: Final = "[REDACTED]"
 _MAX_CACHED_KEYS: Final = 10_000
+_MAX_CLEAN_VALUES: Final = 8_192
+_NAME_RULE: Final = "name"
 
 DEFAULT_SECRET_PATTERNS: Final[tuple[str, ...]] = (
     "password",
@@ -31,41 +50,209 @@ DEFAULT_SECRET_PATTERNS: Final[tuple[str, ...]] = (
     "private_key",
     "set-cookie",
     "x-api-key",
+    "access_key",
 )
+# Short words that are secrets only as a whole name segment: `pw`, `db.pass`, `arg.pin`;
+# as substrings they would match `upward`, `compass`, `spinner`.
+_SHORT_NAME_SEGMENTS: Final = r"(?:^|[._-])(?:pw|pass|pin|sig|sas|jwt|dsn)$"
+
+
+class ScrubAction(enum.Enum):
+    """What a scrub callback wants done with one match."""
+
+    KEEP = "keep"
+    """Leave the matched text as it is."""
+    REDACT = "redact"
+    """Replace the matched text with the marker (what happens without a callback)."""
+    DROP = "drop"
+    """Remove the whole attribute; for a span name or log body, replace the whole text."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScrubMatch:
+    """One secret found on its way out, as shown to a scrub callback."""
+
+    location: str
+    """Where it was found: ``span.name``, ``span.attribute``, ``span.event``, ``span.link``,
+    ``span.status``, ``log.body``, ``log.attribute``, ``metric.attribute`` or ``resource``."""
+    key: str | None
+    """The attribute or field name (dotted for nested fields), ``None`` for names and bodies."""
+    value: str
+    """The whole string the match was found in."""
+    matched: str
+    """The part that would be replaced (the whole value for a name match)."""
+    rule: str
+    """``name`` for a secret-looking key, else the value rule (``url_userinfo``, ``jwt``...)."""
+
+
+ScrubCallback = Callable[[ScrubMatch], ScrubAction | str | None]
+"""Receives each match; returns an action, or a string to put in place of the match."""
+
+
+class _Dropped:
+    """Sentinel: the attribute is to be removed."""
+
+
+DROPPED: Final = _Dropped()
 
 
 class Scrubber:
-    """Decides which keys are secret and rewrites mappings accordingly."""
+    """Decides what is secret and rewrites values, mappings and texts accordingly."""
 
-    __slots__ = ("_allow", "_cache", "_regex")
+    __slots__ = ("_allow", "_callback", "_clean", "_key_cache", "_regex", "_segments", "values")
 
     def __init__(
-        self, patterns: Iterable[str] = DEFAULT_SECRET_PATTERNS, allow: Iterable[str] = ()
+        self,
+        patterns: Iterable[str] = DEFAULT_SECRET_PATTERNS,
+        allow: Iterable[str] = (),
+        *,
+        values: bool = True,
+        callback: ScrubCallback | None = None,
     ) -> None:
-        """Match any of ``patterns`` inside a key, ignoring case; never the exact ``allow`` keys."""
+        """Match ``patterns`` inside names (ignoring case) except the exact ``allow`` names.
+
+        ``values`` turns the value rules on; ``callback`` decides each match.
+        """
         unique = sorted({p.strip() for p in patterns if p.strip()})
         joined = "|".join(re.escape(p) for p in unique) or r"(?!)"  # pragma: no mutate
         self._regex = re.compile(joined, re.IGNORECASE)
+        self._segments = re.compile(_SHORT_NAME_SEGMENTS, re.IGNORECASE) if unique else None
         self._allow = frozenset(allow)
-        self._cache: dict[str, bool] = {}
+        self._key_cache: dict[str, bool] = {}
+        self._clean: dict[str, None] = {}
+        self._callback = callback
+        self.values = values
 
     def is_secret(self, key: str) -> bool:
         """True when ``key`` looks like it names a secret."""
         # The cache only saves the regex search: not a behaviour, so not mutated.
-        hit = self._cache.get(key)  # pragma: no mutate
+        hit = self._key_cache.get(key)  # pragma: no mutate
         if hit is None:
-            hit = key not in self._allow and self._regex.search(key) is not None
-            if len(self._cache) < _MAX_CACHED_KEYS:
-                self._cache[key] = hit  # pragma: no mutate
+            hit = key not in self._allow and (
+                self._regex.search(key) is not None
+                or (self._segments is not None and self._segments.search(key) is not None)
+            )
+            if len(self._key_cache) < _MAX_CACHED_KEYS:
+                self._key_cache[key] = hit  # pragma: no mutate
         return hit
 
     def scrub(self, mapping: Mapping[str, Any]) -> dict[str, Any]:
-        """Return a copy of ``mapping`` with secret-looking values replaced."""
+        """A copy of ``mapping`` with the values of secret-looking names replaced."""
         return {k: (REDACTED if self.is_secret(k) else v) for k, v in mapping.items()}
 
     def needs_scrub(self, mapping: Mapping[str, Any]) -> bool:
-        """True when at least one key of ``mapping`` is secret-looking."""
+        """True when at least one name in ``mapping`` is secret-looking."""
         return any(self.is_secret(k) for k in mapping)
+
+    def text(self, text: str, location: str, key: str | None = None) -> str | _Dropped:
+        """``text`` with every credential found in it replaced (``DROPPED`` if so decided)."""
+        if not self.values or text in self._clean:
+            return text
+        findings = find_secrets(text)
+        if not findings:
+            if len(self._clean) >= _MAX_CLEAN_VALUES:
+                self._clean.clear()
+            self._clean[text] = None
+            return text
+        parts: list[str] = []
+        last = 0
+        for finding in findings:
+            matched = text[finding.start : finding.end]
+            decided = self._decide(ScrubMatch(location, key, text, matched, finding.rule))
+            if decided is DROPPED:
+                return DROPPED
+            parts.append(text[last : finding.start])
+            parts.append(matched if decided is None else decided)  # type: ignore[arg-type]
+            last = finding.end
+        parts.append(text[last:])
+        return "".join(parts)
+
+    def whole_text(self, text: str, location: str) -> str:
+        """Like ``text`` for a string that cannot be removed (a span name, a log body)."""
+        scrubbed = self.text(text, location)
+        return REDACTED if isinstance(scrubbed, _Dropped) else scrubbed
+
+    def value(self, key: str, value: Any, location: str) -> Any:
+        """``value`` of attribute ``key`` scrubbed by name, then by value, into containers."""
+        if self.is_secret(key):
+            return self._by_name(key, value, location)
+        if isinstance(value, str):
+            return self.text(value, location, key)
+        if isinstance(value, bytes | bool | int | float) or value is None:
+            return value
+        if isinstance(value, Mapping):
+            return self._mapping(value, location, key)
+        if isinstance(value, Sequence):
+            return self._sequence(key, value, location)
+        return value
+
+    def attributes(
+        self, attributes: Mapping[str, Any] | None, location: str
+    ) -> Mapping[str, Any] | None:
+        """``attributes`` unchanged (the same object) when clean, else a scrubbed copy."""
+        if not attributes:
+            return attributes
+        changed: dict[str, Any] | None = None
+        for key, value in attributes.items():
+            scrubbed = self.value(key, value, location)
+            if scrubbed is value:
+                continue
+            if changed is None:
+                changed = dict(attributes)
+            if scrubbed is DROPPED:
+                del changed[key]
+            else:
+                changed[key] = scrubbed
+        return attributes if changed is None else changed
+
+    def _mapping(self, value: Mapping[Any, Any], location: str, prefix: str) -> Any:
+        changed: dict[Any, Any] | None = None
+        for key, item in value.items():
+            scrubbed = self.value(f"{prefix}.{key}", item, location)
+            if scrubbed is item:
+                continue
+            if changed is None:
+                changed = dict(value)
+            if scrubbed is DROPPED:
+                del changed[key]
+            else:
+                changed[key] = scrubbed
+        return value if changed is None else changed
+
+    def _sequence(self, key: str, value: Sequence[Any], location: str) -> Any:
+        items = [self.value(key, item, location) for item in value]
+        if all(new is old for new, old in zip(items, value, strict=True)):
+            return value
+        kept = [item for item in items if item is not DROPPED]
+        return tuple(kept) if isinstance(value, tuple) else kept
+
+    def _by_name(self, key: str, value: Any, location: str) -> Any:
+        if self._callback is None:
+            return REDACTED
+        shown = value if isinstance(value, str) else repr(value)
+        decided = self._decide(ScrubMatch(location, key, shown, shown, _NAME_RULE))
+        return value if decided is None else decided
+
+    def _decide(self, match: ScrubMatch) -> str | _Dropped | None:
+        """The replacement for ``match``: a string, ``DROPPED``, or ``None`` to keep it."""
+        if self._callback is None:
+            return REDACTED
+        try:
+            action = self._callback(match)
+        except Exception as exc:
+            _guard.warn_once(
+                "scrub-callback",
+                "ttbt5_otel scrub callback raised %s; the match was redacted",
+                type(exc).__name__,
+            )
+            return REDACTED
+        if action is ScrubAction.KEEP:
+            return None
+        if action is ScrubAction.DROP:
+            return DROPPED
+        if isinstance(action, str):
+            return action
+        return REDACTED
 
 
 _active = Scrubber()
@@ -76,8 +263,21 @@ def active_scrubber() -> Scrubber:
     return _active
 
 
-def configure_scrubber(extra_patterns: Iterable[str] = (), allow: Iterable[str] = ()) -> Scrubber:
-    """Install a scrubber with the default patterns plus ``extra_patterns``, minus ``allow``."""
+def configure_scrubber(
+    extra_patterns: Iterable[str] = (),
+    allow: Iterable[str] = (),
+    *,
+    values: bool = True,
+    callback: ScrubCallback | None = None,
+) -> Scrubber:
+    """Install a scrubber with the default name patterns plus ``extra_patterns``."""
     global _active  # noqa: PLW0603 - one process-wide policy, swapped atomically
-    _active = Scrubber((*DEFAULT_SECRET_PATTERNS, *extra_patterns), allow)
+    _active = Scrubber(
+        (*DEFAULT_SECRET_PATTERNS, *extra_patterns), allow, values=values, callback=callback
+    )
     return _active
+
+
+def scrub_message(text: str) -> str:
+    """``text`` with credentials masked, for this package's own messages (errors, warnings)."""
+    return Scrubber(values=True).whole_text(text, "message")

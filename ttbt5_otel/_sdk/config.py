@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal, TypedDict, cast
 
+from ttbt5_otel._core.scrub import ScrubCallback
 from ttbt5_otel._exceptions import ConfigError
 from ttbt5_otel._sdk.checks import check_certificate, check_endpoint, normalized_headers
 from ttbt5_otel._sdk.options import (
@@ -188,6 +189,17 @@ class TelemetryConfig:
         doc="exact names never redacted although they match, e.g. tokens_used",
         env=("TTBT5_SCRUB_ALLOW",),
     )
+    scrub_values: bool = option(
+        default=True,
+        doc="also redact credentials recognised by their shape in any value, span name, "
+        "log body or stack trace (URL passwords, bearer tokens, JWTs, cloud keys, key=value)",
+        env=("TTBT5_SCRUB_VALUES",),
+    )
+    scrub_callback: ScrubCallback | None = option(
+        None,
+        doc="function deciding each match (a ScrubMatch): return a ScrubAction or replacement "
+        "text; init() argument only",
+    )
     metric_cardinality_limit: int = option(
         2000,
         doc="attribute sets per instrument before otel.metric.overflow",
@@ -226,6 +238,8 @@ class TelemetryOptions(TypedDict, total=False):
     spool_max_mb: float
     scrub_patterns: tuple[str, ...]
     scrub_allow: tuple[str, ...]
+    scrub_values: bool
+    scrub_callback: ScrubCallback | None
     metric_cardinality_limit: int
 
 

@@ -15,6 +15,7 @@ case-insensitively, ``tuple[str, ...]`` is comma separated, ``Mapping[str, str]`
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import types
 import typing
@@ -142,7 +143,7 @@ def _without_none(annotation: Any) -> Any:
     return annotation
 
 
-def describe(annotation: Any) -> str:
+def describe(annotation: Any) -> str:  # noqa: PLR0911 - one case per type shape
     """How an error message names the expected type."""
     origin = typing.get_origin(annotation)
     if origin is typing.Literal:
@@ -153,6 +154,8 @@ def describe(annotation: Any) -> str:
         return "null"
     if origin is tuple:
         return "list of strings"
+    if origin is collections.abc.Callable:
+        return "function"
     if origin is not None:
         return "table of strings"
     return getattr(annotation, "__name__", str(annotation))
@@ -225,6 +228,8 @@ def _fits(value: Any, annotation: Any) -> bool:  # noqa: PLR0911 - one case per 
         return isinstance(value, int) and not isinstance(value, bool)
     if origin is tuple:
         return isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
+    if origin is collections.abc.Callable:
+        return callable(value)
     if origin is not None:  # Mapping[str, str]
         return isinstance(value, Mapping) and all(
             isinstance(k, str) and isinstance(v, str | int | float | bool) for k, v in value.items()

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor, ReadWriteLogRecord
+from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
 from opentelemetry.sdk._logs.export import (
     BatchLogRecordProcessor,
     LogRecordExporter,
@@ -28,21 +28,17 @@ from opentelemetry.sdk.metrics.export import (
 )
 from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     SimpleSpanProcessor,
     SpanExporter,
-    SpanExportResult,
 )
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio
-from opentelemetry.trace import SpanKind
-from opentelemetry.util.types import Attributes
 
 from ttbt5_otel._core import guard as _guard
 from ttbt5_otel._core.limits import DURATION_BUCKETS_SECONDS, RETRY_ATTEMPT_BUCKETS
-from ttbt5_otel._core.scrub import REDACTED, active_scrubber
 from ttbt5_otel._sdk.accounting import (
     CountingLogExporter,
     CountingSpanExporter,
@@ -51,6 +47,12 @@ from ttbt5_otel._sdk.accounting import (
     adopt_batch_processor,
 )
 from ttbt5_otel._sdk.config import TelemetryConfig
+from ttbt5_otel._sdk.scrubbing import (
+    ScrubbingLogExporter,
+    ScrubbingMetricExporter,
+    ScrubbingSpanExporter,
+    scrub_resource,
+)
 from ttbt5_otel._version import __version__
 
 
@@ -81,95 +83,7 @@ def build_resource(config: TelemetryConfig) -> Resource:
         attributes["service.namespace"] = config.service_namespace
     if config.environment:
         attributes["deployment.environment.name"] = config.environment
-    return Resource.create(attributes)
-
-
-def _scrub_attributes(attributes: Attributes) -> Attributes:
-    scrubber = active_scrubber()
-    if not attributes or not scrubber.needs_scrub(attributes):
-        return attributes
-    return scrubber.scrub(attributes)
-
-
-ENTRY_ATTRIBUTE = "ttbt5.entry"
-"""Set on root INTERNAL spans: the requests of apps that only use decorators, for RED."""
-
-
-def _is_root_internal(span: ReadableSpan) -> bool:
-    return span.kind is SpanKind.INTERNAL and (span.parent is None or span.parent.is_remote)
-
-
-def _scrub_span(span: ReadableSpan) -> ReadableSpan:
-    """The span to export: secrets redacted, a root INTERNAL span marked as an entry."""
-    scrubber = active_scrubber()
-    events = span.events
-    dirty_events = any(e.attributes and scrubber.needs_scrub(e.attributes) for e in events)
-    dirty_attrs = bool(span.attributes) and scrubber.needs_scrub(span.attributes or {})
-    entry = _is_root_internal(span)
-    if not dirty_events and not dirty_attrs and not entry:
-        return span
-    from opentelemetry.sdk.trace import Event  # noqa: PLC0415 - only on the rare dirty path
-
-    attributes = _scrub_attributes(span.attributes) if dirty_attrs else span.attributes
-    if entry:
-        attributes = {**(attributes or {}), ENTRY_ATTRIBUTE: True}
-    return ReadableSpan(
-        name=span.name,
-        context=span.context,
-        parent=span.parent,
-        resource=span.resource,
-        attributes=attributes,
-        events=[Event(e.name, _scrub_attributes(e.attributes), e.timestamp) for e in events]
-        if dirty_events
-        else events,
-        links=span.links,
-        kind=span.kind,
-        status=span.status,
-        start_time=span.start_time,
-        end_time=span.end_time,
-        instrumentation_scope=span.instrumentation_scope,
-    )
-
-
-class ScrubbingSpanExporter(SpanExporter):
-    """Redacts secret-looking span and event attributes on the export thread, off the hot path."""
-
-    def __init__(self, inner: SpanExporter) -> None:
-        """Wrap ``inner``; every batch is scrubbed before it reaches it."""
-        self.inner = inner
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        """Scrub, then export."""
-        return self.inner.export([_scrub_span(s) for s in spans])
-
-    def shutdown(self) -> None:
-        """Shut the wrapped exporter down."""
-        self.inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """Flush the wrapped exporter."""
-        return self.inner.force_flush(timeout_millis)
-
-
-class ScrubbingLogProcessor(LogRecordProcessor):
-    """Redacts secret-looking log attributes before later processors see the record."""
-
-    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
-        """Rewrite secret-looking attributes in place."""
-        attributes = log_record.log_record.attributes
-        if attributes:
-            scrubber = active_scrubber()
-            for key in list(attributes):
-                if scrubber.is_secret(key):
-                    attributes[key] = REDACTED  # type: ignore[index]
-
-    def shutdown(self) -> None:
-        """Nothing to release."""
-
-    def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        """Nothing buffered."""
-        del timeout_millis
-        return True
+    return scrub_resource(Resource.create(attributes))
 
 
 @dataclass(slots=True)
@@ -252,8 +166,8 @@ def build_providers(
             _adopt(span_processor, ledger.spans, config.max_queue_size)
         tracer_provider.add_span_processor(span_processor)
     logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
-    logger_provider.add_log_record_processor(ScrubbingLogProcessor())
     if log_exporter is not None:
+        log_exporter = ScrubbingLogExporter(log_exporter)
         log_processor: LogRecordProcessor
         if synchronous:
             log_processor = SimpleLogRecordProcessor(log_exporter)
@@ -292,7 +206,7 @@ def _adopt(processor: object, ledger: SignalLedger, capacity: int) -> None:
 def periodic_reader(config: TelemetryConfig, exporter: MetricExporter) -> MetricReader:
     """A metric reader exporting every ``metric_export_interval`` seconds."""
     return PeriodicExportingMetricReader(
-        exporter,
+        ScrubbingMetricExporter(exporter),
         export_interval_millis=config.metric_export_interval * 1000,
         export_timeout_millis=config.timeout * 1000,
     )

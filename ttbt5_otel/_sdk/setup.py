@@ -32,13 +32,13 @@ from ttbt5_otel._sdk.config_file import file_telemetry
 from ttbt5_otel._sdk.instrumentors import Instrumentation, Instrumentors, prefer_stable_http_semconv
 from ttbt5_otel._sdk.providers import (
     Providers,
-    ScrubbingSpanExporter,
     build_providers,
     new_instance_id,
     periodic_reader,
 )
 from ttbt5_otel._sdk.quiet import quiet_sdk_warnings
 from ttbt5_otel._sdk.runtime import register_runtime_metrics
+from ttbt5_otel._sdk.scrubbing import ScrubbingSpanExporter
 from ttbt5_otel._sdk.spool import Spool, SpoolingLogExporter, SpoolingSpanExporter, otlp_sender
 from ttbt5_otel._sdk.spool_files import SpoolDirectory
 from ttbt5_otel._sdk.workers import flush_this_worker_at_exit, flush_workers_at_exit
@@ -370,7 +370,12 @@ def init(**options: Unpack[TelemetryOptions]) -> Telemetry:
             return _current
         file_values, file_source = file_telemetry(os.environ)
         config = resolve_config(dict(options), os.environ, file_values, file_source)
-        configure_scrubber(config.scrub_patterns, config.scrub_allow)
+        configure_scrubber(
+            config.scrub_patterns,
+            config.scrub_allow,
+            values=config.scrub_values,
+            callback=config.scrub_callback,
+        )
         set_cardinality_limit(config.metric_cardinality_limit)
         if _foreign_providers_installed():
             telemetry = Telemetry(config=config, providers=None)

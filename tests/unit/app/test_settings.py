@@ -122,6 +122,8 @@ def test_json_example_lists_every_setting(tmp_path):
         if row.name == "log_level":
             assert "level" in json_example["logging"]
             continue
+        if row.name == "scrub_callback":  # a function has no JSON form
+            continue
         assert row.name in json_example[row.section], row.key
     copy = tmp_path / "base.json"
     copy.write_text((REPO / "config" / "base.json.example").read_text())

@@ -19,6 +19,8 @@ from ttbt5_otel._core.scrub import active_scrubber
 from ttbt5_otel._sdk.quiet import RateLimitFilter
 from ttbt5_otel._signals.log_bridge import installed_bridge
 
+URL = "postgres://app:hunter2@db.internal:5432/orders"
+
 
 def _span_exporter(telemetry: Any) -> dict[str, Any]:
     inner = telemetry._span_exporter.inner if telemetry._span_exporter else None
@@ -98,7 +100,8 @@ def probe(telemetry: Any) -> dict[str, Any]:
         ),
         "bridge_levels": [] if bridge is None else [bridge.level],
         "flush_budget_ms": round(max(flushed) / 100) * 100 if flushed else None,
-        "secret_custom_name": active_scrubber().is_secret("order_pin"),
+        "secret_custom_name": active_scrubber().is_secret("order_cvv"),
+        "url_password_scrubbed": "hunter2" not in str(active_scrubber().text(URL, "span.name")),
         "secret_tokens_used": active_scrubber().is_secret("tokens_used"),
         "cardinality_limit": cardinality_limit(),
     }  # fmt: skip
@@ -109,6 +112,8 @@ if __name__ == "__main__":
     for key, value in list(options.items()):
         if isinstance(value, list):
             options[key] = tuple(value)
+    if options.get("scrub_callback") == "keep_everything":
+        options["scrub_callback"] = lambda match: ttbt5_otel.ScrubAction.KEEP
     telemetry = ttbt5_otel.init(**options)
     sys.stdout.write(json.dumps(probe(telemetry), sort_keys=True, default=repr) + "\n")
     sys.stdout.flush()

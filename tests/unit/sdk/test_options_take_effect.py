@@ -71,8 +71,11 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
     "shutdown_timeout": (1.5, {"flush_budget_ms": 1500}),
     "spool_dir": (SPOOL, {"span_exporter.spool_dir": SPOOL}),
     "spool_max_mb": (1.5, {"span_exporter.spool_max_bytes": 1572864}),
-    "scrub_patterns": (["pin"], {"secret_custom_name": True}),
+    "scrub_patterns": (["cvv"], {"secret_custom_name": True}),
     "scrub_allow": (["tokens_used"], {"secret_tokens_used": False}),
+    "scrub_values": (False, {"url_password_scrubbed": False}),
+    # The probe turns this name into a callback that keeps every match.
+    "scrub_callback": ("keep_everything", {"url_password_scrubbed": False}),
     "metric_cardinality_limit": (17, {"cardinality_limit": 17}),
 }
 

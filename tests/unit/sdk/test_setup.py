@@ -18,7 +18,8 @@ from ttbt5_otel._core.limits import set_cardinality_limit
 from ttbt5_otel._core.scrub import active_scrubber, configure_scrubber
 from ttbt5_otel._sdk import setup as _setup
 from ttbt5_otel._sdk.config import resolve_config
-from ttbt5_otel._sdk.providers import ScrubbingSpanExporter, build_resource
+from ttbt5_otel._sdk.providers import build_resource
+from ttbt5_otel._sdk.scrubbing import ScrubbingSpanExporter
 from ttbt5_otel._signals.log_bridge import installed_bridge
 
 
@@ -87,12 +88,12 @@ def test_build_wires_batch_processors_with_bounded_queues():
         providers = telemetry.providers
         readers = providers.meter_provider._all_metric_readers
         [reader] = [r for r in readers if isinstance(r, PeriodicExportingMetricReader)]
-        assert reader._exporter.inner is telemetry._metric_exporter
+        assert reader._exporter.inner.inner is telemetry._metric_exporter
         log_processors = (
             providers.logger_provider._multi_log_record_processor._log_record_processors
         )
         [log_batch] = [p for p in log_processors if isinstance(p, BatchLogRecordProcessor)]
-        assert log_batch._batch_processor._exporter.inner is telemetry._log_exporter
+        assert log_batch._batch_processor._exporter.inner.inner is telemetry._log_exporter
         assert processor._batch_processor._exporter.inner is telemetry._span_exporter
         assert log_batch._batch_processor._max_queue_size == 100
     finally:
