@@ -28,6 +28,7 @@ _CREDENTIAL_KEY_WORDS: Final = (
     r"|account_?key|shared_?access_?key|private_?key|credentials?|session_?(?:id|key|token)?"
     r"|sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token|sas|jwt"
 )
+_VALUE_CHAR: Final = r"[^\s&;,'\"}\])]"
 # Header-like keys whose whole value (to the end of the quoted string or line) is secret,
 # including several `a=b; c=d` pairs.
 _HEADER_KEYS: Final = (
@@ -61,7 +62,12 @@ _RULES: Final[tuple[tuple[str, str], ...]] = (
         "key_value",
         (
             rf"(?<![A-Za-z0-9])(?:[A-Za-z0-9]+[_.-])*(?i:{_CREDENTIAL_KEY_WORDS})(?![A-Za-z0-9])"
-            r"['\"]?\s*(?:=|:(?!//))\s*['\"]?(?P<secret>(?!\[REDACTED\])[^\s&;,'\"}\])]{1,})"
+            # key=value is always a pair; so is 'key': 'value' (JSON, a rendered dict). A bare
+            # `key: word` is as often prose or a Redis key (`session:index`), so it counts
+            # only when the value has a credential's shape: a non-letter in it, or length.
+            r"(?:['\"]?\s*=\s*['\"]?|['\"]\s*:\s*['\"]"
+            rf"|\s*:(?!//)\s*(?={_VALUE_CHAR}*[^A-Za-z\s&;,'\"}}\])]|{_VALUE_CHAR}{{12,}}))"
+            rf"(?P<secret>(?!\[REDACTED\]){_VALUE_CHAR}+)"
         ),
     ),
     ("aws_access_key_id", r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA)[A-Z0-9]{16}\b"),
@@ -77,7 +83,7 @@ _RULES: Final[tuple[tuple[str, str], ...]] = (
             r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,}|glpat-[A-Za-z0-9_-]{20,}"
             r"|xox[abposr]-[A-Za-z0-9-]{10,}|(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}"
             r"|sk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}|SG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}"
-            r"|npm_[A-Za-z0-9]{36}|hf_[A-Za-z0-9]{30,}|AccountKey=[A-Za-z0-9+/=]{20,})"
+            r"|npm_[A-Za-z0-9]{36,}|hf_[A-Za-z0-9]{30,}|AccountKey=[A-Za-z0-9+/=]{20,})"
         ),
     ),
     ("slack_webhook", r"hooks\.slack\.com/services/(?P<secret>[A-Za-z0-9/]{20,})"),
