@@ -18,6 +18,7 @@ from tests.integration.test_stack_e2e import (
 )
 from tests.loopback import clean_env
 from tests.otlp_receiver import GrpcReceiver
+from ttbt5_otel._cli.stack import redis_url
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +71,12 @@ def stack(tmp_path: Path):
 
 
 def test_demo_against_the_local_stack(stack: Path):
-    env = clean_env(TTBT5_METRIC_EXPORT_INTERVAL="1", TTBT5_SCHEDULE_DELAY="0.2")
+    # The stack's Redis requires its generated password: the demo gets it as apps do.
+    redis = redis_url(stack)
+    assert redis is not None
+    env = clean_env(
+        TTBT5_METRIC_EXPORT_INTERVAL="1", TTBT5_SCHEDULE_DELAY="0.2", TTBT5_CACHE_REDIS_URL=redis
+    )
     summary, stdout = run_demo(env, 12)
     assert summary["exporter"] == "otlp"
     assert summary["cache_levels"] == "memory+redis"

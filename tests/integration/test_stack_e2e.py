@@ -3,8 +3,10 @@
 All tests of this module share one stack (collector, Prometheus, Alertmanager, Redis) on the
 default ports, started through the command line in a subprocess. They run in file order:
 the data checks first, then the collector outage (which restarts the collector and so resets
-its self-telemetry), and last ``status`` and ``down``. A port already taken by a process
-that the stack did not start fails the first test with the port and that process named.
+its self-telemetry), then what a local user or a web page can do to the stack (lifecycle API,
+Redis without the password, state file modes), and last ``status`` and ``down``. A port
+already taken by a process that the stack did not start fails the first test with the port
+and that process named.
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ import json
 import os
 import re
 import signal
+import socket
+import stat
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -24,10 +29,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from tests.loopback import clean_env
 from tests.paths import REPO
 from ttbt5_otel._cli.processes import ProcessId
+from ttbt5_otel._cli.stack import redis_url, reload
 
 pytestmark = pytest.mark.integration
 
@@ -330,6 +337,94 @@ def test_collector_outage_neither_blocks_calls_nor_loses_later_data(stack: Path)
         f'ttbt5_operation_duration_seconds_count{{service_name="{service}",code_function="charge"}}',
         lambda found: value(found[0]) == run.calls,
     )
+
+
+def prometheus_self_metric(name: str) -> float | None:
+    """A sample of Prometheus's own /metrics, read directly (no scrape delay)."""
+    with urllib.request.urlopen(f"{PROMETHEUS}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    for line in text.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.split()[1])
+    return None
+
+
+def test_prometheus_refuses_lifecycle_requests_from_a_web_page(stack: Path) -> None:
+    """Without --web.enable-lifecycle, a cross-origin POST can neither reload nor stop it."""
+    for path in ("/-/reload", "/-/quit"):
+        request = urllib.request.Request(
+            f"{PROMETHEUS}{path}", method="POST", headers={"Origin": "http://evil.example"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=5)
+        with refused.value as response:
+            assert response.code == 403, (path, response.code)
+            assert b"Lifecycle API is not enabled" in response.read()
+    prometheus = recorded(stack)["prometheus"]
+    argv = json.loads((stack / "stack.json").read_text())["components"]["prometheus"]["argv"]
+    assert "--web.enable-lifecycle" not in argv
+    time.sleep(1)  # a /-/quit that had been accepted would have taken effect by now
+    assert alive(prometheus)
+    with urllib.request.urlopen(f"{PROMETHEUS}/-/ready", timeout=5) as response:
+        assert response.status == 200
+
+
+def test_sighup_reloads_prometheus(stack: Path) -> None:
+    name = "prometheus_config_last_reload_success_timestamp_seconds"
+    before = prometheus_self_metric(name)
+    assert before is not None
+    prometheus = recorded(stack)["prometheus"]
+    reload(stack)
+    wait_for(
+        "Prometheus to reload its configuration",
+        lambda: (prometheus_self_metric(name) or 0) > before,
+        timeout=15,
+    )
+    assert prometheus_self_metric("prometheus_config_last_reload_successful") == 1
+    assert recorded(stack)["prometheus"] == prometheus
+    assert alive(prometheus)
+
+
+def test_redis_refuses_clients_without_the_password_of_the_state_directory(stack: Path) -> None:
+    password_file = stack / "redis.password"
+    password = password_file.read_text().strip()
+    with socket.create_connection(("127.0.0.1", 6379), timeout=5) as anonymous:
+        anonymous.sendall(b"PING\r\n")
+        assert anonymous.recv(256).startswith(b"-NOAUTH")
+    with socket.create_connection(("127.0.0.1", 6379), timeout=5) as guesser:
+        guesser.sendall(b"AUTH not-the-password\r\n")
+        assert guesser.recv(256).startswith(b"-WRONGPASS")
+    # The documented setting, as apps and the demo get it.
+    url = redis_url(stack)
+    assert url == f"redis://:{password}@127.0.0.1:6379/0"
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        assert client.ping()
+    finally:
+        client.close()
+    # The secret is in no command line, record or log; `status` says where it is.
+    pid = recorded(stack)["redis"].pid
+    assert password.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()
+    assert password not in (stack / "stack.json").read_text()
+    for log in stack.glob("*.log"):
+        assert password not in log.read_text(errors="replace"), log
+    shown = cli(stack, "status")
+    assert f"password_file={password_file}" in shown.stdout, shown.stdout
+    assert password not in shown.stdout + shown.stderr
+
+
+def test_state_directory_is_private(stack: Path) -> None:
+    def mode(path: Path) -> int:
+        return stat.S_IMODE(path.stat().st_mode)
+
+    assert mode(stack) == 0o700
+    files = [path for path in stack.iterdir() if path.is_file()]
+    names = {path.name for path in files}
+    assert {"stack.json", "redis.password", "redis.conf", "collector.log"} <= names, names
+    for path in files:
+        assert mode(path) == 0o600, path
+    for name in COMPONENTS:
+        assert mode(stack / name) == 0o700, name
 
 
 def test_status_and_down_stop_exactly_the_recorded_processes(stack: Path) -> None:

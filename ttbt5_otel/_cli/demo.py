@@ -6,8 +6,10 @@ It uses only the public API (``from ttbt5_otel import ...``), as an application 
 
 What it does: orders arrive at ``--rate`` per second for ``--seconds``. Each one is
 validated, its product is read through a two-level cache (memory, plus Redis when one
-answers on ``TTBT5_CACHE_REDIS_URL``) with a skewed product popularity, stock is reserved and
-the card is charged through a retry around a circuit breaker. The run follows a script:
+answers on ``TTBT5_CACHE_REDIS_URL``; unset, the Redis of ``ttbt5-otel stack up
+--with-redis``, with the password kept in its state directory) with a skewed product
+popularity, stock is reserved and the card is charged through a retry around a circuit
+breaker. The run follows a script:
 
 * 0-25 %    normal traffic; a few payments fail once and succeed on retry;
 * 25-55 %   the payment provider is down: calls fail, the breaker opens and rejects;
@@ -61,6 +63,7 @@ from ttbt5_otel import (
     span,
     traced,
 )
+from ttbt5_otel._cli.stack import default_state_dir, redis_url
 from ttbt5_otel._sdk.checks import mask_url
 from ttbt5_otel._sdk.config import resolve_config
 
@@ -133,7 +136,12 @@ payments = CircuitBreaker(
 
 # --------------------------------------------------------------------------- the service
 def build_cache() -> tuple[HierarchicalCache, str]:
-    url = os.environ.get("TTBT5_CACHE_REDIS_URL", "redis://127.0.0.1:6379/0")
+    url = (
+        os.environ.get("TTBT5_CACHE_REDIS_URL")
+        # The local stack's Redis requires the password `stack up` generated.
+        or redis_url(default_state_dir())
+        or "redis://127.0.0.1:6379/0"
+    )
     parts = urlsplit(url)
     l1 = MemoryCache(300, strategy="lru")
     if listening(parts.hostname or "127.0.0.1", parts.port or 6379):

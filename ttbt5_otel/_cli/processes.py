@@ -1,8 +1,10 @@
 """Process plumbing for the local stack: detached start, identity, readiness, stop.
 
 A pid alone does not identify a process: after it exits the kernel may hand the same number
-to an unrelated one. Every process is therefore recorded as (pid, start time) as psutil
-reports them, and nothing is signalled unless both still match.
+to an unrelated one. Every process is therefore recorded as (pid, start time, command line)
+as psutil reports them, and nothing is signalled unless all three still match. The start
+time guards against a recycled pid; the command line guards against a state file that names
+a process someone else started (a hand-edited or planted record): such a process is spared.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 from typing import Final
+from urllib.parse import parse_qs, urlsplit
 
 import psutil
 
@@ -30,10 +33,15 @@ _KILL_WAIT: Final = 5.0
 
 @dataclass(frozen=True, slots=True)
 class ProcessId:
-    """A process as the kernel knows it: pid plus start time (seconds since the epoch)."""
+    """A process as the kernel knows it: pid, start time (seconds since the epoch), command line.
+
+    ``cmdline`` is what psutil reports for the process (``/proc/<pid>/cmdline``); ``None``
+    skips that check, for callers that only know pid and start time.
+    """
 
     pid: int
     start_time: float
+    cmdline: tuple[str, ...] | None = None
 
 
 def start_time_of(pid: int) -> float | None:
@@ -44,8 +52,16 @@ def start_time_of(pid: int) -> float | None:
         return None
 
 
-def _process(proc: ProcessId) -> psutil.Process | None:
-    """The live, non-zombie process ``proc`` names, or None when it is gone or replaced."""
+def command_line(pid: int) -> tuple[str, ...] | None:
+    """The command line of ``pid`` as psutil reports it, or None when it cannot be read."""
+    try:
+        return tuple(psutil.Process(pid).cmdline())
+    except psutil.Error:
+        return None
+
+
+def _live(proc: ProcessId) -> psutil.Process | None:
+    """The live, non-zombie process with ``proc``'s pid and start time, whatever it runs."""
     with contextlib.suppress(ChildProcessError, OSError):
         # A child of this process that has exited stays a zombie until waited for.
         os.waitpid(proc.pid, os.WNOHANG)
@@ -58,9 +74,32 @@ def _process(proc: ProcessId) -> psutil.Process | None:
     return found
 
 
+def _process(proc: ProcessId) -> psutil.Process | None:
+    """The live, non-zombie process ``proc`` names, or None when it is gone or not the same."""
+    found = _live(proc)
+    if found is None or (proc.cmdline is not None and command_line(proc.pid) != proc.cmdline):
+        return None
+    return found
+
+
 def is_running(proc: ProcessId) -> bool:
     """True when ``proc`` still exists, is not a zombie, and is the same process as recorded."""
     return _process(proc) is not None
+
+
+def impostor(proc: ProcessId) -> tuple[str, ...] | None:
+    """The command line found when pid and start time match but the command line does not.
+
+    None when ``proc`` is running as recorded, is gone, or has no command line to compare.
+    An unreadable command line counts as a mismatch (``("?",)``): what cannot be checked is
+    not signalled.
+    """
+    if proc.cmdline is None or _live(proc) is None:
+        return None
+    found = command_line(proc.pid)
+    if found == proc.cmdline:
+        return None
+    return found if found is not None else ("?",)
 
 
 def spawn_detached(argv: Sequence[str], env: Mapping[str, str], log: Path) -> ProcessId:
@@ -68,12 +107,17 @@ def spawn_detached(argv: Sequence[str], env: Mapping[str, str], log: Path) -> Pr
 
     The new process survives the caller (no shared session or process group, no pipes to
     it), which is what lets ``stack up`` return while the stack keeps running. It keeps the
-    caller's working directory, so every path in ``argv`` must be absolute.
+    caller's working directory, so every path in ``argv`` must be absolute. The log is
+    created readable by its owner only (logs may quote settings).
+
+    The returned identity has no command line: right after ``posix_spawn`` returns, the
+    child may still be inside its exec and ``/proc/<pid>/cmdline`` may read empty. Pid and
+    start time identify the child; read its command line once it is up (``command_line``).
     """
     log.parent.mkdir(parents=True, exist_ok=True)
     actions = [
         (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-        (os.POSIX_SPAWN_OPEN, 1, str(log), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644),
+        (os.POSIX_SPAWN_OPEN, 1, str(log), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600),
         (os.POSIX_SPAWN_DUP2, 1, 2),
     ]
     pid = os.posix_spawn(argv[0], list(argv), dict(env), file_actions=actions, setsid=True)
@@ -83,6 +127,18 @@ def spawn_detached(argv: Sequence[str], env: Mapping[str, str], log: Path) -> Pr
             os.waitpid(pid, os.WNOHANG)
         return ProcessId(pid, -1.0)
     return ProcessId(pid, start)
+
+
+def send_signal(proc: ProcessId, signum: int) -> bool:
+    """Send ``signum`` to ``proc`` if it is still the recorded process; False when it is not."""
+    process = _process(proc)
+    if process is None:
+        return False
+    try:
+        process.send_signal(signum)
+    except psutil.Error:
+        return False
+    return True
 
 
 def stop(procs: Sequence[ProcessId], timeout: float) -> list[ProcessId]:
@@ -163,21 +219,53 @@ def http_ready(url: str) -> bool:
         return False
 
 
-def redis_ready(host: str, port: int) -> bool:
-    """True when a Redis server at ``host:port`` answers PING with PONG."""
+def _resp(*words: str) -> bytes:
+    """One Redis command in the protocol's array form (safe for any bytes in ``words``)."""
+    parts = [f"*{len(words)}\r\n".encode()]
+    for word in words:
+        data = word.encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(parts)
+
+
+def redis_ready(host: str, port: int, password: str | None = None) -> bool:
+    """True when a Redis server at ``host:port`` answers PING with PONG (after AUTH if given)."""
+    request = _resp("PING")
+    expected = b"+PONG\r\n"
+    if password is not None:
+        request = _resp("AUTH", password) + request
+        expected = b"+OK\r\n" + expected
     try:
         with socket.create_connection((host, port), timeout=_PROBE_TIMEOUT) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
+            sock.sendall(request)
+            answer = b""
+            while len(answer) < len(expected):
+                chunk = sock.recv(256)
+                if not chunk:
+                    break
+                answer += chunk
+            return answer.startswith(expected)
     except OSError:
         return False
 
 
 def probe(ready: str) -> bool:
-    """Run a readiness probe: an http:// URL that must answer 200, or redis://host:port."""
+    """Run a readiness probe: an http:// URL that must answer 200, or a Redis address.
+
+    The Redis form is ``redis://host:port``, optionally with ``?password_file=PATH``: the
+    probe then authenticates with the password read from that file, so the probe string
+    (which is stored and printed) never holds the secret itself.
+    """
     if ready.startswith("redis://"):
-        host, _, port = ready.removeprefix("redis://").partition(":")
-        return redis_ready(host, int(port))
+        parts = urlsplit(ready)
+        password = None
+        files = parse_qs(parts.query).get("password_file")
+        if files:
+            try:
+                password = Path(files[0]).read_text(encoding="utf-8").strip()
+            except OSError:
+                return False
+        return redis_ready(parts.hostname or "127.0.0.1", parts.port or 6379, password)
     return http_ready(ready)
 
 

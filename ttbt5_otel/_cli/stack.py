@@ -2,27 +2,46 @@
 
 Everything listens on 127.0.0.1 with the ports the repository's configs pin (Prometheus
 scrapes the collector on 8888/8889 and alerts to 9093). Each started process is recorded in
-``<state dir>/stack.json`` with its pid and start time; ``down`` and ``status`` act on those
-records only, so nothing that this module did not start is ever signalled.
+``<state dir>/stack.json`` with its pid, start time and command line; ``down``, ``reload``
+and ``status`` act on those records only, and only on a process that still matches all
+three, so nothing that this module did not start is ever signalled.
+
+Loopback is not a security boundary: any local user, and any web page open in a local
+browser, can send requests to 127.0.0.1. Hence:
+
+* Prometheus runs without its lifecycle API (``POST /-/reload`` and ``/-/quit`` accept
+  cross-origin requests, so a web page could stop it) unless explicitly asked for; it is
+  reloaded with SIGHUP instead (``reload``).
+* Redis requires a password, generated once per state directory
+  (``secrets.token_urlsafe``) and kept in ``redis.password``; redis-server reads it from a
+  generated ``redis.conf``, never from its command line (which any user can read in /proc).
+* The state directory is 0700 and every file this module writes there is 0600.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
+import shlex
 import shutil
+import signal
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Final
+from urllib.parse import urlencode
 
 from ttbt5_otel._cli.processes import (
     ProcessId,
+    command_line,
     ensure_ports_free,
+    impostor,
     is_running,
     log_tail,
     probe,
+    send_signal,
     spawn_detached,
     stop,
 )
@@ -38,6 +57,10 @@ COLLECTOR_HINT: Final = (
     "TTBT5_COLLECTOR_BIN at a ttbt5-otelcol binary"
 )
 STATE_FILE: Final = "stack.json"
+REDIS_PASSWORD_FILE: Final = "redis.password"  # noqa: S105 - a file name, not a password
+REDIS_CONFIG_FILE: Final = "redis.conf"
+REDIS_PORT: Final = 6379
+LIFECYCLE_ENV: Final = "TTBT5_PROMETHEUS_LIFECYCLE"
 HOST: Final = "127.0.0.1"
 INSTALL_HINT: Final = "apt-get install prometheus prometheus-alertmanager redis-server"
 _COLLECTOR_PORTS: Final = {
@@ -60,6 +83,8 @@ class Component:
     """Readiness probe: an http:// URL answering 200, or redis://host:port answering PING."""
     urls: Mapping[str, str]
     env: Mapping[str, str]
+    prepare: Callable[[], None] | None = None
+    """Writes the files the component needs before it starts (Redis: its private config)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +97,15 @@ class Record:
     log: str
     ready: str
     urls: dict[str, str]
+    cmdline: list[str] | None = None
+    """The command line the kernel reported for the process (records of older versions
+    lack it; their ``argv`` stands in)."""
 
     @property
     def process(self) -> ProcessId:
-        """The recorded process identity."""
-        return ProcessId(self.pid, self.start_time)
+        """The recorded process identity, command line included."""
+        cmdline = self.cmdline if self.cmdline is not None else self.argv
+        return ProcessId(self.pid, self.start_time, tuple(cmdline))
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +150,99 @@ def _config(relative: str) -> str:
     return str(path)
 
 
-def components(state_dir: Path, *, with_redis: bool) -> list[Component]:
-    """The components to run, in start order; raises ``StackError`` for missing binaries."""
+def _write_private(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically, as a file only its owner can read (0600)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # a leftover temporary file keeps its old mode otherwise
+        os.write(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
+    tmp.replace(path)
+
+
+def _private_dir(path: Path) -> None:
+    """Create ``path`` as 0700; an existing directory is tightened when it is a stack's own.
+
+    A directory given by ``--state-dir`` that holds other things (say, a home directory) is
+    left as it is: the files written into it are 0600 either way.
+    """
+    existed = path.is_dir()
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    ours = (STATE_FILE, REDIS_PASSWORD_FILE, REDIS_CONFIG_FILE, "collector.log")
+    if existed and (not any(path.iterdir()) or any((path / name).exists() for name in ours)):
+        path.chmod(0o700)
+
+
+def redis_password(state_dir: Path, *, create: bool = False) -> str | None:
+    """The local Redis password of ``state_dir`` (created when ``create`` and missing)."""
+    path = state_dir / REDIS_PASSWORD_FILE
+    try:
+        password = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        password = ""
+    if password:
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+        return password
+    if not create:
+        return None
+    password = secrets.token_urlsafe(32)
+    _write_private(path, password + "\n")
+    return password
+
+
+def redis_url(state_dir: Path, *, db: int = 0) -> str | None:
+    """``TTBT5_CACHE_REDIS_URL`` for the Redis of ``state_dir``, password included.
+
+    None when that stack never started Redis. The result holds the secret: pass it on in
+    the environment, never print it.
+    """
+    password = redis_password(state_dir)
+    if password is None:
+        return None
+    return f"redis://:{password}@{HOST}:{REDIS_PORT}/{db}"
+
+
+def _conf_string(value: str) -> str:
+    """A double-quoted string for redis.conf."""
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def _write_redis_config(state_dir: Path) -> None:
+    password = redis_password(state_dir, create=True)
+    assert password is not None
+    lines = [
+        "# Written by `ttbt5-otel stack up` at every start. It holds the password: mode 0600.",
+        f"bind {HOST}",
+        f"port {REDIS_PORT}",
+        "protected-mode yes",
+        # Cache data only: nothing is persisted, so no dump appears anywhere.
+        'save ""',
+        "appendonly no",
+        f"dir {_conf_string(str(state_dir / 'redis'))}",
+        f"requirepass {_conf_string(password)}",
+        # Keep the command line as started: `stack down` compares it with the record.
+        "set-proc-title no",
+    ]
+    _write_private(state_dir / REDIS_CONFIG_FILE, "\n".join(lines) + "\n")
+
+
+def lifecycle_requested() -> bool:
+    """True when ``TTBT5_PROMETHEUS_LIFECYCLE`` asks for Prometheus's lifecycle API."""
+    return os.environ.get(LIFECYCLE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def components(
+    state_dir: Path, *, with_redis: bool, prometheus_lifecycle: bool = False
+) -> list[Component]:
+    """The components to run, in start order; raises ``StackError`` for missing binaries.
+
+    ``prometheus_lifecycle`` adds ``--web.enable-lifecycle``: Prometheus then accepts
+    ``POST /-/reload`` and ``/-/quit`` from anyone who can reach it, web pages included.
+    """
     apt = f"install it with `{INSTALL_HINT}`"
     # The collector reads its addresses from these variables; they are pinned because the
     # Prometheus config scrapes exactly these ports.
@@ -153,7 +273,7 @@ def components(state_dir: Path, *, with_redis: bool) -> list[Component]:
                 f"--config.file={_config('prometheus/prometheus.yml')}",
                 f"--storage.tsdb.path={state_dir / 'prometheus'}",
                 f"--web.listen-address={HOST}:9090",
-                "--web.enable-lifecycle",
+                *(("--web.enable-lifecycle",) if prometheus_lifecycle else ()),
             ),
             (9090,),
             f"{base}:9090/-/ready",
@@ -177,20 +297,28 @@ def components(state_dir: Path, *, with_redis: bool) -> list[Component]:
         ),
     ]
     if with_redis:
-        redis_dir = state_dir / "redis"
+        password_file = state_dir / REDIS_PASSWORD_FILE
         found.append(
             Component(
                 "redis",
-                # Cache data only: nothing is persisted, so no dump appears anywhere.
+                # Everything, the password included, comes from the generated config file.
                 (
                     _binary("TTBT5_REDIS_BIN", ("redis-server",), apt),
-                    *("--bind", HOST, "--port", "6379", "--save", "", "--appendonly", "no"),
-                    *("--dir", str(redis_dir)),
+                    str(state_dir / REDIS_CONFIG_FILE),
                 ),
-                (6379,),
-                f"redis://{HOST}:6379",
-                {"redis": f"redis://{HOST}:6379/0"},
+                (REDIS_PORT,),
+                # The probe reads the password from its file: stack.json holds no secret.
+                f"redis://{HOST}:{REDIS_PORT}?"
+                + urlencode({"password_file": str(password_file)}, safe="/"),
+                {
+                    "URL (password masked)": f"redis://:***@{HOST}:{REDIS_PORT}/0",
+                    "password file": str(password_file),
+                    "TTBT5_CACHE_REDIS_URL": (
+                        f"redis://:$(cat {shlex.quote(str(password_file))})@{HOST}:{REDIS_PORT}/0"
+                    ),
+                },
                 dict(os.environ),
+                lambda: _write_redis_config(state_dir),
             )
         )
     return found
@@ -214,29 +342,49 @@ def _save(state_dir: Path, records: Mapping[str, Record]) -> None:
         path.unlink(missing_ok=True)
         return
     body = {"components": {name: asdict(record) for name, record in records.items()}}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    _write_private(path, json.dumps(body, indent=2) + "\n")
 
 
-def _wait_ready(component: Component, record: Record, timeout: float) -> None:
+def _wait_ready(component: Component, proc: ProcessId, timeout: float, log: Path) -> None:
     deadline = time.monotonic() + timeout
     while not probe(component.ready):
-        if not is_running(record.process):
+        if not is_running(proc):
             problem = "exited during startup"
         elif time.monotonic() > deadline:
             problem = f"not ready after {timeout:.0f}s ({component.ready})"
         else:
             time.sleep(0.2)
             continue
-        tail = log_tail(Path(record.log)) or "(empty)"
-        raise StackError(f"{component.name} {problem}; last lines of {record.log}:\n{tail}")
+        tail = log_tail(log) or "(empty)"
+        raise StackError(f"{component.name} {problem}; last lines of {log}:\n{tail}")
+
+
+def _settled_command_line(component: Component, proc: ProcessId) -> list[str]:
+    """The command line of a component that answers its probe, to be recorded.
+
+    Read once it is up, not at spawn: a wrapper script has exec'd its program by now, and
+    the kernel may show an empty command line while an exec is still under way.
+    """
+    settled = command_line(proc.pid)
+    if settled is None or not is_running(proc):
+        raise StackError(f"{component.name} (pid {proc.pid}) exited once ready")
+    return list(settled)
+
+
+def _append_private(log: Path, line: str) -> None:
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # logs of older versions were 0644
+        os.write(fd, line.encode("utf-8"))
+    finally:
+        os.close(fd)
 
 
 def up(
     state_dir: Path,
     *,
     with_redis: bool = False,
+    prometheus_lifecycle: bool | None = None,
     timeout: float = 30.0,
     report: Callable[[str], None] = print,
 ) -> dict[str, Record]:
@@ -245,9 +393,14 @@ def up(
     Components recorded and still running are left alone, so running ``up`` again after
     one part died restarts only that part. On failure, the processes started by this call
     are stopped again and ``StackError`` quotes the failing component's log.
+
+    ``prometheus_lifecycle`` (default: ``TTBT5_PROMETHEUS_LIFECYCLE``, else off) starts
+    Prometheus with its HTTP lifecycle API; without it, ``reload`` (SIGHUP) reloads it.
     """
-    state_dir.mkdir(parents=True, exist_ok=True)
-    wanted = components(state_dir, with_redis=with_redis)
+    if prometheus_lifecycle is None:
+        prometheus_lifecycle = lifecycle_requested()
+    _private_dir(state_dir)
+    wanted = components(state_dir, with_redis=with_redis, prometheus_lifecycle=prometheus_lifecycle)
     records = {n: r for n, r in load(state_dir).items() if is_running(r.process)}
     started: list[str] = []
     try:
@@ -258,12 +411,13 @@ def up(
             ensure_ports_free(component.name, component.ports, HOST)
             log = state_dir / f"{component.name}.log"
             # Data directory of the component (Redis refuses to start without it).
-            (state_dir / component.name).mkdir(exist_ok=True)
+            (state_dir / component.name).mkdir(mode=0o700, exist_ok=True)
+            if component.prepare is not None:
+                component.prepare()
             # Logs are appended across restarts; the marker tells this run's lines apart.
-            with log.open("a", encoding="utf-8") as marker:
-                marker.write(
-                    f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {component.name}\n"
-                )
+            _append_private(
+                log, f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {component.name}\n"
+            )
             proc = spawn_detached(component.argv, component.env, log)
             records[component.name] = Record(
                 proc.pid,
@@ -275,10 +429,14 @@ def up(
             )
             started.append(component.name)
             _save(state_dir, records)
-            _wait_ready(component, records[component.name], timeout)
+            _wait_ready(component, proc, timeout, log)
+            settled = _settled_command_line(component, proc)
+            records[component.name] = replace(records[component.name], cmdline=settled)
+            _save(state_dir, records)
             report(f"{component.name}: ready (pid {proc.pid}, log {log})")
     except BaseException:
-        stop([records[name].process for name in started], timeout=10.0)
+        # Started by this very call: pid and start time identify them, whatever they exec'd.
+        stop([ProcessId(records[n].pid, records[n].start_time) for n in started], timeout=10.0)
         for name in started:
             del records[name]
         _save(state_dir, records)
@@ -290,7 +448,7 @@ def up(
 
 
 def status(state_dir: Path) -> list[Status]:
-    """Running (same pid and start time) and readiness of each recorded component."""
+    """Running (same pid, start time and command line) and readiness of each component."""
     found = []
     for name, record in load(state_dir).items():
         running = is_running(record.process)
@@ -298,14 +456,58 @@ def status(state_dir: Path) -> list[Status]:
     return found
 
 
-def down(state_dir: Path, *, timeout: float = 15.0) -> dict[str, bool]:
+def _spare_impostors(
+    records: Mapping[str, Record], report: Callable[[str], None]
+) -> dict[str, Record]:
+    """The records whose process is not someone else's; a message for each that is."""
+    kept = {}
+    for name, record in records.items():
+        found = impostor(record.process)
+        if found is None:
+            kept[name] = record
+            continue
+        report(
+            f"{name}: pid {record.pid} runs `{shlex.join(found)[:200]}`, not the recorded "
+            f"`{shlex.join(record.process.cmdline or ())[:200]}`; not signalled, record dropped"
+        )
+    return kept
+
+
+def down(
+    state_dir: Path, *, timeout: float = 15.0, report: Callable[[str], None] = print
+) -> dict[str, bool]:
     """Stop the recorded processes (SIGTERM, SIGKILL after ``timeout``); forget the record.
+
+    A recorded pid whose process has the recorded start time but another command line is
+    not the stack's (the record was edited or planted): it is spared, ``report`` says so,
+    and its record is dropped with the others.
 
     Returns, per recorded component, whether it was still running and has been stopped.
     """
     records = load(state_dir)
     # Signalled in reverse start order, so Prometheus stops scraping first.
-    ordered = list(reversed(records.items()))
-    stopped = set(stop([record.process for _, record in ordered], timeout))
+    ordered = dict(reversed(records.items()))
+    ours = _spare_impostors(ordered, report)
+    stopped = set(stop([record.process for record in ours.values()], timeout))
     _save(state_dir, {})
-    return {name: record.process in stopped for name, record in ordered}
+    return {name: record.process in stopped for name, record in ordered.items()}
+
+
+def reload(state_dir: Path, name: str = "prometheus") -> None:
+    """Make the recorded component ``name`` re-read its configuration (SIGHUP).
+
+    Prometheus and Alertmanager reload on SIGHUP, which needs no HTTP lifecycle API.
+    Raises ``StackError`` when ``name`` is not recorded, not running, or not the process
+    that was recorded.
+    """
+    record = load(state_dir).get(name)
+    if record is None:
+        raise StackError(f"no {name} recorded in {state_dir}")
+    found = impostor(record.process)
+    if found is not None:
+        raise StackError(
+            f"{name}: pid {record.pid} runs `{shlex.join(found)[:200]}`, not the recorded "
+            "command line; not signalled"
+        )
+    if not send_signal(record.process, signal.SIGHUP):
+        raise StackError(f"{name} (pid {record.pid}) is not running")
