@@ -96,7 +96,13 @@ def _add_doctor(subparsers: _Subparsers) -> None:
 
 
 def _stack_up(args: argparse.Namespace) -> int:
-    up(args.state_dir, with_redis=args.with_redis, timeout=args.timeout, report=_say)
+    up(
+        args.state_dir,
+        with_redis=args.with_redis,
+        prometheus_lifecycle=args.prometheus_lifecycle,
+        timeout=args.timeout,
+        report=_say,
+    )
     _say(f"stack is up; state in {args.state_dir}; stop it with `ttbt5-otel stack down`")
     return EXIT_OK
 
@@ -114,7 +120,7 @@ def _stack_status(args: argparse.Namespace) -> int:
 
 
 def _stack_down(args: argparse.Namespace) -> int:
-    result = down(args.state_dir, timeout=args.timeout)
+    result = down(args.state_dir, timeout=args.timeout, report=_say)
     if not result:
         _say(f"nothing to stop: no stack recorded in {args.state_dir}")
     for name, stopped in result.items():
@@ -146,6 +152,13 @@ def _add_stack(subparsers: _Subparsers) -> None:
         "--with-redis); components already running are kept.",
     )
     start.add_argument("--with-redis", action="store_true", help="also start redis-server")
+    start.add_argument(
+        "--prometheus-lifecycle",
+        action="store_true",
+        default=None,
+        help="also enable Prometheus' HTTP /-/reload and /-/quit (any local web page can then "
+        "stop it); without it, reload with SIGHUP",
+    )
     start.add_argument(
         "--timeout", type=_positive_float, default=30.0, help="readiness timeout per component"
     )

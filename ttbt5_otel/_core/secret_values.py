@@ -65,9 +65,11 @@ _RULES: Final[tuple[tuple[str, str], ...]] = (
             # key=value is always a pair; so is 'key': 'value' (JSON, a rendered dict). A bare
             # `key: word` is as often prose or a Redis key (`session:index`), so it counts
             # only when the value has a credential's shape: a non-letter in it, or length.
-            r"(?:['\"]?\s*=\s*['\"]?|['\"]\s*:\s*['\"]"
+            # Quotes may come escaped, once or more (JSON inside a repr inside JSON).
+            r"(?:\\*['\"]?\s*=\s*\\*['\"]?|\\*['\"]\s*:\s*\\*['\"]"
             rf"|\s*:(?!//)\s*(?={_VALUE_CHAR}*[^A-Za-z\s&;,'\"}}\])]|{_VALUE_CHAR}{{12,}}))"
-            rf"(?P<secret>(?!\[REDACTED\]){_VALUE_CHAR}+)"
+            # A quoted value runs to its closing quote, spaces included.
+            rf"(?P<secret>(?!\[REDACTED\])(?:(?<=['\"])[^'\"\r\n]+|{_VALUE_CHAR}+))"
         ),
     ),
     ("aws_access_key_id", r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA)[A-Z0-9]{16}\b"),
