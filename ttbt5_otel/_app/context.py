@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import enum
 import inspect
-import logging
 from collections.abc import Awaitable
 from typing import Any, TypeVar, cast
 
@@ -20,12 +19,13 @@ from opentelemetry.trace import SpanKind
 from ttbt5_otel._app.events import EventBus
 from ttbt5_otel._app.health import HealthCheck, HealthRegistry, HealthServer
 from ttbt5_otel._app.settings import Settings, load_settings
+from ttbt5_otel._core.guard import own_logger
 from ttbt5_otel._exceptions import DependencyNotFoundError, LifecycleError
 from ttbt5_otel._sdk.setup import Telemetry, init
 from ttbt5_otel._signals.log_format import configure_console_logging
 from ttbt5_otel._signals.tracing import SpanScope, span
 
-_LOG = logging.getLogger("ttbt5_otel.lifecycle")
+_LOG = own_logger("ttbt5_otel.lifecycle")
 _T = TypeVar("_T")
 
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import inspect
-import logging
 from collections.abc import Callable
 from typing import Any
 
-_LOG = logging.getLogger("ttbt5_otel.events")
+from ttbt5_otel._core.guard import own_logger
+
+_LOG = own_logger("ttbt5_otel.events")
 Handler = Callable[..., Any]
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-import logging
 import signal
 import threading
 from collections.abc import Callable, Coroutine
@@ -20,11 +19,12 @@ from typing import Any, ParamSpec, TypeVar, Unpack, cast, overload
 
 from ttbt5_otel._app.context import ApplicationContext, get_application_context
 from ttbt5_otel._app.settings import Settings
+from ttbt5_otel._core.guard import own_logger
 from ttbt5_otel._sdk.config import TelemetryOptions
 
 P = ParamSpec("P")
 R = TypeVar("R")
-_LOG = logging.getLogger("ttbt5_otel.lifecycle")
+_LOG = own_logger("ttbt5_otel.lifecycle")
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 

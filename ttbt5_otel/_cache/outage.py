@@ -14,12 +14,13 @@ nor extends an outage, so a burst of callers cannot make a healthy level flap be
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from typing import Final
 
-LOG: Final = logging.getLogger("ttbt5_otel.cache")
+from ttbt5_otel._core.guard import own_logger
+
+LOG: Final = own_logger("ttbt5_otel.cache")
 
 
 class Busy(Exception):  # noqa: N818 - named for what it means to the outage tracking

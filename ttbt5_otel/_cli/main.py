@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Final, TypeAlias
 
 from ttbt5_otel._cli.doctor import describe_config, send_test_span
 from ttbt5_otel._cli.stack import default_state_dir, down, status, up
+from ttbt5_otel._core.scrub import scrub_message
 from ttbt5_otel._exceptions import ConfigError, StackError
 from ttbt5_otel._sdk.checks import mask_url
 from ttbt5_otel._sdk.config import resolve_config
@@ -35,11 +36,12 @@ Handler: TypeAlias = Callable[[argparse.Namespace], int]
 
 
 def _say(line: str) -> None:
-    sys.stdout.write(line + "\n")
+    # Every line is masked: settings, and the SDK's and gRPC's errors quoted in verdicts.
+    sys.stdout.write(scrub_message(line) + "\n")
 
 
 def _err(message: str) -> None:
-    sys.stderr.write(f"ttbt5-otel: {message}\n")
+    sys.stderr.write(f"ttbt5-otel: {scrub_message(message)}\n")
 
 
 # --- doctor

@@ -11,7 +11,42 @@ import logging
 import os
 import threading
 
-_LOG = logging.getLogger("ttbt5_otel")
+from ttbt5_otel._core.scrub import scrub_message
+
+
+class MaskCredentials(logging.Filter):
+    """Masks credentials in a record's message and traceback before any handler sees it.
+
+    Our messages quote endpoints and the errors of the SDK, gRPC and HTTP clients, which
+    quote URLs with their userinfo and headers; a log line is as much a leak as a span.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite ``record`` in place; never drops it."""
+        try:
+            message = record.getMessage()
+        except Exception:
+            return True
+        masked = scrub_message(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = scrub_message(logging.Formatter().formatException(record.exc_info))
+        return True
+
+
+_MASK = MaskCredentials()
+
+
+def own_logger(name: str) -> logging.Logger:
+    """The logger ``name`` with credential masking attached (once)."""
+    logger = logging.getLogger(name)
+    if _MASK not in logger.filters:
+        logger.addFilter(_MASK)
+    return logger
+
+
+_LOG = own_logger("ttbt5_otel")
 _reported: set[str] = set()
 _lock = threading.Lock()
 

@@ -20,14 +20,15 @@ repeat on every span (routes, methods, library names) cost one dictionary lookup
 from __future__ import annotations
 
 import enum
+import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ttbt5_otel._core import guard as _guard
 from ttbt5_otel._core.secret_values import find_secrets
 
+_LOG = logging.getLogger("ttbt5_otel")
 REDACTED: Final = "[REDACTED]"
 _MAX_CACHED_KEYS: Final = 10_000
 _MAX_CLEAN_VALUES: Final = 8_192
@@ -99,7 +100,16 @@ DROPPED: Final = _Dropped()
 class Scrubber:
     """Decides what is secret and rewrites values, mappings and texts accordingly."""
 
-    __slots__ = ("_allow", "_callback", "_clean", "_key_cache", "_regex", "_segments", "values")
+    __slots__ = (
+        "_allow",
+        "_callback",
+        "_callback_failed",
+        "_clean",
+        "_key_cache",
+        "_regex",
+        "_segments",
+        "values",
+    )
 
     def __init__(
         self,
@@ -121,6 +131,7 @@ class Scrubber:
         self._key_cache: dict[str, bool] = {}
         self._clean: dict[str, None] = {}
         self._callback = callback
+        self._callback_failed = False
         self.values = values
 
     def is_secret(self, key: str) -> bool:
@@ -239,12 +250,14 @@ class Scrubber:
             return REDACTED
         try:
             action = self._callback(match)
-        except Exception as exc:
-            _guard.warn_once(
-                "scrub-callback",
-                "ttbt5_otel scrub callback raised %s; the match was redacted",
-                type(exc).__name__,
-            )
+        except Exception as exc:  # a user callback must not break export
+            if not self._callback_failed:
+                self._callback_failed = True
+                # The exception's text could quote the secret: only its type is logged.
+                _LOG.warning(
+                    "ttbt5_otel scrub callback raised %s; its matches are redacted",
+                    type(exc).__name__,
+                )
             return REDACTED
         if action is ScrubAction.KEEP:
             return None
@@ -278,6 +291,9 @@ def configure_scrubber(
     return _active
 
 
+_messages = Scrubber()
+
+
 def scrub_message(text: str) -> str:
-    """``text`` with credentials masked, for this package's own messages (errors, warnings)."""
-    return Scrubber(values=True).whole_text(text, "message")
+    """``text`` with credentials masked, for log lines and errors of this package and the SDK."""
+    return _messages.whole_text(text, "message")

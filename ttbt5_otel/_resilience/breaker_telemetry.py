@@ -8,7 +8,6 @@ go through an ordinary counter.
 
 from __future__ import annotations
 
-import logging
 import threading
 import weakref
 from collections.abc import Iterable, Sequence
@@ -19,7 +18,7 @@ from opentelemetry import trace
 from opentelemetry.metrics import CallbackOptions, ObservableCounter, ObservableGauge, Observation
 from opentelemetry.util.types import AttributeValue
 
-from ttbt5_otel._core.guard import internal_error
+from ttbt5_otel._core.guard import internal_error, own_logger
 from ttbt5_otel._core.observed import ObservedCounts
 from ttbt5_otel._core.otel import Lazy, meter
 from ttbt5_otel._signals.metrics import counter
@@ -28,7 +27,7 @@ STATE: Final = "ttbt5.circuit_breaker.state"
 TRANSITIONS: Final = "ttbt5.circuit_breaker.transitions"
 CALLS: Final = "ttbt5.circuit_breaker.calls"
 RESULTS: Final = ("success", "failure", "ignored", "rejected")
-LOG: Final = logging.getLogger("ttbt5_otel.resilience")
+LOG: Final = own_logger("ttbt5_otel.resilience")
 
 
 class CircuitState(StrEnum):

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
-from ttbt5_otel._core.scrub import REDACTED
+from ttbt5_otel._core.scrub import REDACTED, scrub_message
 from ttbt5_otel._exceptions import ConfigError
 
 # RFC 9110 section 5.6.2: a field name is a token.
@@ -58,7 +58,16 @@ def check_endpoint(endpoint: str, source: str | None) -> None:
         raise ConfigError(
             "endpoint",
             f"{shown!r} carries credentials, which the exporters would not send; give them "
-            "as a header instead (TTBT5_OTLP_HEADERS=authorization=Basic%20...)",
+            "as an authorization header in TTBT5_OTLP_HEADERS instead",
+            source,
+        )
+    if parts.query or parts.fragment:
+        # The signal path is appended to the endpoint: a query would end up in the middle
+        # of the URL, and it is where tokens hide; headers carry those.
+        raise ConfigError(
+            "endpoint",
+            f"{scrub_message(mask_url(endpoint))!r} has a query string or fragment; give the "
+            "base URL (http(s)://host:port[/path]) and any token as a header",
             source,
         )
     del port

@@ -6,16 +6,16 @@ The distro runs first and points the auto-instrumentation at our configurator, w
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any
 
 from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
 from opentelemetry.sdk._configuration import _BaseConfigurator
 
+from ttbt5_otel._core.guard import own_logger
 from ttbt5_otel._sdk.instrumentors import HANDLED_HERE, prefer_stable_http_semconv
 
-_LOG = logging.getLogger("ttbt5_otel")
+_LOG = own_logger("ttbt5_otel")
 
 CONFIGURATOR_NAME = "ttbt5"
 

@@ -13,15 +13,15 @@ metrics and the HTTP duration histograms.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
+from ttbt5_otel._core.guard import own_logger
 from ttbt5_otel._sdk.web_apps import APP_CLASSES, cover_apps_of_imported_class
 
-_LOG = logging.getLogger("ttbt5_otel")
+_LOG = own_logger("ttbt5_otel")
 ENTRY_POINT_GROUP: Final = "opentelemetry_instrumentor"
 DISABLED_VARIABLE: Final = "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"
 SEMCONV_VARIABLE: Final = "OTEL_SEMCONV_STABILITY_OPT_IN"

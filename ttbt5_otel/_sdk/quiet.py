@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable
 from typing import Final
 
+from ttbt5_otel._core.guard import own_logger
+
 NOISY_LOGGERS: Final = (
     "opentelemetry.sdk._shared_internal",
     "opentelemetry.exporter.otlp.proto.grpc.exporter",
@@ -63,5 +65,6 @@ def quiet_sdk_warnings(interval: float = 60.0) -> RateLimitFilter:
     if _installed is None:
         _installed = RateLimitFilter(interval)
         for name in NOISY_LOGGERS:
-            logging.getLogger(name).addFilter(_installed)
+            # Their messages quote endpoints and gRPC/HTTP errors: masked like our own.
+            own_logger(name).addFilter(_installed)
     return _installed

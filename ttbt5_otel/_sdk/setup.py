@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import logging
 import os
 import threading
 import time
@@ -22,6 +21,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.util.types import Attributes
 
 from ttbt5_otel._core import guard as _guard
+from ttbt5_otel._core.guard import own_logger
 from ttbt5_otel._core.limits import set_cardinality_limit
 from ttbt5_otel._core.otel import bump_generation, meter
 from ttbt5_otel._core.scrub import configure_scrubber
@@ -44,7 +44,7 @@ from ttbt5_otel._sdk.spool_files import SpoolDirectory
 from ttbt5_otel._sdk.workers import flush_this_worker_at_exit, flush_workers_at_exit
 from ttbt5_otel._signals.log_bridge import LogBridge, install_bridge, remove_bridge
 
-_LOG = logging.getLogger("ttbt5_otel")
+_LOG = own_logger("ttbt5_otel")
 
 
 @dataclass(eq=False)

@@ -16,7 +16,6 @@ a stale point replayed later would look like a counter reset.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -29,12 +28,13 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from ttbt5_otel._core import guard as _guard
+from ttbt5_otel._core.guard import own_logger
 from ttbt5_otel._sdk.accounting import SignalLedger
 from ttbt5_otel._sdk.config import TelemetryConfig
 from ttbt5_otel._sdk.exporters import grpc_credentials, is_insecure, signal_url
 from ttbt5_otel._sdk.spool_files import SpoolDirectory
 
-_LOG = logging.getLogger("ttbt5_otel")
+_LOG = own_logger("ttbt5_otel")
 SPOOL_FULL = "spool_full"
 _SERVICES = {
     "traces": "/opentelemetry.proto.collector.trace.v1.TraceService/Export",

@@ -12,7 +12,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
 from ttbt5_otel._core.attributes import attributes_of
-from ttbt5_otel._core.guard import internal_error
+from ttbt5_otel._core.guard import internal_error, own_logger
 from ttbt5_otel._core.wrap import RERAISE, wrap
 from ttbt5_otel._exceptions import ApplicationError, ErrorCategory, ErrorSeverity
 from ttbt5_otel._signals.logger import FIELDS_ATTR
@@ -26,7 +26,7 @@ _RECORDED_MARK: Final = "__ttbt5_recorded__"
 RECORDED_ON_SPAN: Final = "__ttbt5_recorded_on_span__"
 """Set on an exception already recorded as an event of that span (id), to avoid a second."""
 _errors_counter = counter(ERRORS_METRIC, unit="{error}", description="Errors handled, by kind.")
-_default_logger = logging.getLogger("ttbt5_otel.errors")
+_default_logger = own_logger("ttbt5_otel.errors")
 
 
 def record_error(

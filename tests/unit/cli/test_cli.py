@@ -156,6 +156,32 @@ def test_doctor_refuses_a_password_in_the_endpoint_without_printing_it(
     assert "carries credentials" in captured.err
 
 
+@pytest.mark.usefixtures("no_telemetry_env")
+def test_doctor_refuses_a_token_in_the_endpoint_query_without_printing_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TTBT5_OTLP_ENDPOINT", "http://127.0.0.1:4318/?token=Tok9secretZ")
+    assert main(["doctor"]) == 2
+    captured = capsys.readouterr()
+    assert "Tok9secretZ" not in captured.out + captured.err
+    assert "query string" in captured.err
+
+
+@pytest.mark.usefixtures("no_telemetry_env")
+def test_doctor_masks_credentials_quoted_in_the_exporters_errors(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A header value the HTTP client echoes in its error never reaches the terminal."""
+    closed = free_port()
+    monkeypatch.setenv("TTBT5_OTLP_ENDPOINT", f"http://127.0.0.1:{closed}")
+    monkeypatch.setenv("TTBT5_OTLP_PROTOCOL", "http/protobuf")
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deploy.source=https://ci:Res9secretZ@git/x")
+    assert main(["doctor", "--timeout", "1"]) == 1
+    captured = capsys.readouterr()
+    assert "Res9secretZ" not in captured.out + captured.err
+    assert "https://[REDACTED]@git/x" in captured.out
+
+
 # --- usage
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from tests.secret_corpus import BENIGN, SECRETS
 from ttbt5_otel import ScrubAction, ScrubMatch
+from ttbt5_otel._core.guard import own_logger
 from ttbt5_otel._core.scrub import DROPPED, REDACTED, Scrubber, scrub_message
 from ttbt5_otel._core.secret_values import find_secrets
 
@@ -164,3 +167,16 @@ def test_own_messages_are_masked():
     assert scrub_message("failed to export to https://u:s3cr3tpw@collector:4318") == (
         "failed to export to https://[REDACTED]@collector:4318"
     )
+
+
+def test_our_log_lines_and_their_tracebacks_are_masked(caplog):
+    logger = own_logger("ttbt5_otel.test_masking")
+    try:
+        raise ConnectionError("cannot reach redis://:Tb9secretZ@cache:6379")
+    except ConnectionError:
+        with caplog.at_level(logging.WARNING, logger="ttbt5_otel.test_masking"):
+            logger.warning("export to %s failed", "https://u:Msg9secretZ@collector", exc_info=True)
+    text = "\n".join(caplog.text.splitlines())
+    assert "Msg9secretZ" not in text
+    assert "Tb9secretZ" not in text
+    assert "https://[REDACTED]@collector" in text
