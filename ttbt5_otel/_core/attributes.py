@@ -27,11 +27,17 @@ def attribute_value(value: Any) -> AttributeValue:
 
 
 def short_repr(value: Any) -> str:
-    """``repr(value)`` cut to ``MAX_REPR`` characters; never raises."""
+    """``repr(value)`` cut to ``MAX_REPR`` characters (secrets removed first); never raises."""
     try:
         text = repr(value)
     except Exception:
         text = f"<unrepresentable {type(value).__qualname__}>"
+    if len(text) <= MAX_REPR:
+        return text
+    # Cutting could split a credential so that the export-side rules no longer see its
+    # shape (a URL without its `@`): long renderings are scrubbed before they are cut.
+    scrubbed = active_scrubber().text(text, "span.attribute")
+    text = REDACTED if not isinstance(scrubbed, str) else scrubbed
     return text if len(text) <= MAX_REPR else text[: MAX_REPR - 3] + "..."
 
 

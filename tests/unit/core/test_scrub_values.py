@@ -8,6 +8,7 @@ import pytest
 
 from tests.secret_corpus import BENIGN, SECRETS
 from ttbt5_otel import ScrubAction, ScrubMatch
+from ttbt5_otel._core.attributes import MAX_REPR, short_repr
 from ttbt5_otel._core.guard import own_logger
 from ttbt5_otel._core.scrub import DROPPED, REDACTED, Scrubber, scrub_message
 from ttbt5_otel._core.secret_values import find_secrets
@@ -180,3 +181,11 @@ def test_our_log_lines_and_their_tracebacks_are_masked(caplog):
     assert "Msg9secretZ" not in text
     assert "Tb9secretZ" not in text
     assert "https://[REDACTED]@collector" in text
+
+
+def test_a_long_rendering_is_scrubbed_before_it_is_cut():
+    # The cut at MAX_REPR falls inside the password, after its first six characters.
+    value = {"padding": "x" * 208, "url": "postgres://app:Cut9secretZ@db.internal:5432/orders"}
+    rendered = short_repr(value)
+    assert len(rendered) <= MAX_REPR
+    assert "Cut9" not in rendered
