@@ -48,7 +48,7 @@ _RULES: Final[tuple[tuple[str, str], ...]] = (
     ("url_userinfo", r"\b(?i:[a-z][a-z0-9+.-]{1,20})://(?P<secret>[^\s/:@'\"]*:(?!\[REDACTED\]@)[^\s/@'\"]+)@"),
     (
         "header",
-        rf"(?<![\w-])(?i:{_HEADER_KEYS})['\"]?\s*[:=]\s*['\"]?(?P<secret>[^'\"\r\n]+)",
+        rf"(?<![\w-])(?i:{_HEADER_KEYS})\\*['\"]?\s*[:=]\s*\\*['\"]?(?P<secret>[^'\"\r\n]+)",
     ),
     (
         "auth_scheme",
