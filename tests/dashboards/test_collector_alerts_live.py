@@ -61,7 +61,18 @@ PORT_NAMES = ("grpc", "http", "prom_exporter", "telemetry", "health")
 
 # The memory limiter stays in the metrics and logs pipelines only.
 MEMORY_OVERLAY = {
-    "service": {"pipelines": {"traces": {"processors": ["resource", "redaction"]}}},
+    "service": {
+        "pipelines": {
+            "traces": {
+                "processors": [
+                    "resource",
+                    "transform/expose_names",
+                    "redaction",
+                    "transform/restore_names",
+                ]
+            }
+        }
+    },
 }
 
 
