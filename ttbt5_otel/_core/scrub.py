@@ -203,23 +203,14 @@ class Scrubber:
         """``attributes`` unchanged (the same object) when clean, else a scrubbed copy."""
         if not attributes:
             return attributes
-        changed: dict[str, Any] | None = None
-        for key, value in attributes.items():
-            scrubbed = self.value(key, value, location)
-            if scrubbed is value:
-                continue
-            if changed is None:
-                changed = dict(attributes)
-            if scrubbed is DROPPED:
-                del changed[key]
-            else:
-                changed[key] = scrubbed
-        return attributes if changed is None else changed
+        return self._mapping(attributes, location, None)  # type: ignore[no-any-return]
 
-    def _mapping(self, value: Mapping[Any, Any], location: str, prefix: str) -> Any:
+    def _mapping(self, value: Mapping[Any, Any], location: str, prefix: str | None) -> Any:
+        """``value`` itself when clean, else a copy; nested names are dotted (``db.password``)."""
         changed: dict[Any, Any] | None = None
         for key, item in value.items():
-            scrubbed = self.value(f"{prefix}.{key}", item, location)
+            name = key if prefix is None else f"{prefix}.{key}"
+            scrubbed = self.value(name, item, location)
             if scrubbed is item:
                 continue
             if changed is None:

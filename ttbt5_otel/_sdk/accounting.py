@@ -33,6 +33,8 @@ from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult,
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from ttbt5_otel._sdk.forwarding import ForwardingMetricExporter
+
 Signal = Literal["span", "log", "metric_data_point"]
 
 QUEUE_FULL = "queue_full"
@@ -233,16 +235,12 @@ def count_points(metrics_data: MetricsData) -> int:
     )
 
 
-class CountingMetricExporter(MetricExporter):
+class CountingMetricExporter(ForwardingMetricExporter):
     """Counts the data points of each metrics export as delivered or failed."""
 
     def __init__(self, inner: MetricExporter, ledger: SignalLedger) -> None:
-        """Forward to ``inner``, keeping its temporality preferences."""
-        super().__init__(
-            preferred_temporality=inner._preferred_temporality,  # noqa: SLF001 - the reader reads these
-            preferred_aggregation=inner._preferred_aggregation,  # noqa: SLF001
-        )
-        self.inner = inner
+        """Forward to ``inner``, counting into ``ledger``."""
+        super().__init__(inner)
         self.ledger = ledger
 
     def export(
@@ -257,14 +255,6 @@ class CountingMetricExporter(MetricExporter):
         finally:
             self.ledger.finish_export(count, ok=result is MetricExportResult.SUCCESS)
         return result
-
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        """Flush the wrapped exporter."""
-        return self.inner.force_flush(timeout_millis)
-
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: object) -> None:
-        """Shut the wrapped exporter down."""
-        self.inner.shutdown(timeout_millis=timeout_millis, **kwargs)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import StatusCode
 
 from ttbt5_otel._sdk.config import TelemetryConfig
+from ttbt5_otel._sdk.forwarding import ForwardingMetricExporter
 
 
 def signal_url(config: TelemetryConfig, signal: str) -> str:
@@ -251,27 +252,5 @@ class SwappableLogExporter(LogRecordExporter):
         return True
 
 
-class SwappableMetricExporter(MetricExporter):
-    """Forwards to a replaceable metric exporter, keeping its temporality preferences."""
-
-    def __init__(self, inner: MetricExporter) -> None:
-        """Forward to ``inner`` until ``inner`` is reassigned."""
-        super().__init__(
-            preferred_temporality=inner._preferred_temporality,  # noqa: SLF001 - the reader reads these
-            preferred_aggregation=inner._preferred_aggregation,  # noqa: SLF001
-        )
-        self.inner = inner
-
-    def export(
-        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: object
-    ) -> MetricExportResult:
-        """Export through the current exporter."""
-        return self.inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
-
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        """Flush the current exporter."""
-        return self.inner.force_flush(timeout_millis)
-
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: object) -> None:
-        """Shut the current exporter down."""
-        self.inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+class SwappableMetricExporter(ForwardingMetricExporter):
+    """Forwards to a metric exporter that can be replaced (after fork) by reassigning ``inner``."""

@@ -16,7 +16,6 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.metrics.export import (
     Metric,
-    MetricExporter,
     MetricExportResult,
     MetricsData,
     ResourceMetrics,
@@ -29,6 +28,7 @@ from opentelemetry.trace import Link, SpanKind, Status
 from opentelemetry.util.types import Attributes
 
 from ttbt5_otel._core.scrub import DROPPED, Scrubber, active_scrubber
+from ttbt5_otel._sdk.forwarding import ForwardingMetricExporter
 
 ENTRY_ATTRIBUTE = "ttbt5.entry"
 """Set on root INTERNAL spans: the requests of apps that only use decorators, for RED."""
@@ -225,27 +225,11 @@ def scrub_metrics(data: MetricsData, scrubber: Scrubber | None = None) -> Metric
     return MetricsData(resources) if changed else data
 
 
-class ScrubbingMetricExporter(MetricExporter):
+class ScrubbingMetricExporter(ForwardingMetricExporter):
     """Redacts secrets in metric attributes, including those of other libraries' instruments."""
 
-    def __init__(self, inner: MetricExporter) -> None:
-        """Wrap ``inner``, keeping its temporality and aggregation preferences."""
-        super().__init__(
-            preferred_temporality=inner._preferred_temporality,  # noqa: SLF001 - the reader reads these
-            preferred_aggregation=inner._preferred_aggregation,  # noqa: SLF001
-        )
-        self.inner = inner
-
     def export(
-        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: object
     ) -> MetricExportResult:
         """Scrub, then export."""
         return self.inner.export(scrub_metrics(metrics_data), timeout_millis, **kwargs)
-
-    def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        """Flush the wrapped exporter."""
-        return self.inner.force_flush(timeout_millis)
-
-    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
-        """Shut the wrapped exporter down."""
-        self.inner.shutdown(timeout_millis, **kwargs)
