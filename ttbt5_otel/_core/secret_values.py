@@ -45,7 +45,10 @@ _RULES: Final[tuple[tuple[str, str], ...]] = (
         ),
     ),
     # scheme://user:password@host and scheme://:password@host (redis, amqp, postgres, ...).
-    ("url_userinfo", r"\b(?i:[a-z][a-z0-9+.-]{1,20})://(?P<secret>[^\s/:@'\"]*:(?!\[REDACTED\]@)[^\s/@'\"]+)@"),
+    (
+        "url_userinfo",
+        r"\b(?i:[a-z][a-z0-9+.-]{1,20})://(?P<secret>[^\s/:@'\"]*:(?!\[REDACTED\]@)[^\s/@'\"]+)@",
+    ),
     (
         "header",
         rf"(?<![\w-])(?i:{_HEADER_KEYS})\\*['\"]?\s*[:=]\s*\\*['\"]?(?P<secret>[^'\"\r\n]+)",
