@@ -48,6 +48,7 @@ from ttbt5_otel._app.context import reset_application_context
 from ttbt5_otel._core.otel import bump_generation
 from ttbt5_otel._sdk.config import TelemetryConfig
 from ttbt5_otel._sdk.providers import Providers, build_providers
+from ttbt5_otel._sdk.scrubbing import scrub_metrics
 from ttbt5_otel._signals.log_bridge import install_bridge, remove_bridge
 
 __all__ = [
@@ -183,6 +184,8 @@ class TelemetryCapture:
         """Collect now and return every point captured during this test so far."""
         data = self._reader.get_metrics_data()
         if data is not None:
+            # What an exporter would send: the same export-side scrubbing.
+            data = scrub_metrics(data)
             for resource_metrics in data.resource_metrics:
                 for scope in resource_metrics.scope_metrics:
                     for metric in scope.metrics:

@@ -91,6 +91,13 @@ def test_metric_attributes_are_scrubbed(capture_telemetry):
     assert point.attributes == {"api_key": "[REDACTED]", "route": "/pay"}
 
 
+def test_metric_attribute_values_holding_credentials_are_scrubbed(capture_telemetry):
+    calls = counter("shop.upstream.calls")
+    calls.add(1, {"upstream": "https://svc:Up9secretZ@pay.example.com/v1"})
+    [point] = capture_telemetry.points("shop.upstream.calls")
+    assert point.attributes == {"upstream": "https://[REDACTED]@pay.example.com/v1"}
+
+
 def test_unhashable_attribute_values_are_accepted(capture_telemetry):
     calls = counter("shop.tagged")
     calls.add(1, {"tags": ["a", "b"]})
