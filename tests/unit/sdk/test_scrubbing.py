@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from opentelemetry._logs import LogRecord
+from opentelemetry.context import Context
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
@@ -65,7 +66,11 @@ def test_a_clean_child_span_is_passed_on_as_it_came():
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     tracer = provider.get_tracer("t")
-    with tracer.start_as_current_span("root"), tracer.start_as_current_span("child") as span:
+    # An empty context: a span another test left current must not become the parent.
+    with (
+        tracer.start_as_current_span("root", context=Context()),
+        tracer.start_as_current_span("child") as span,
+    ):
         span.set_attribute("http.route", "/orders/{id}")
     child, root = exporter.get_finished_spans()
     assert scrub_span(child) is child
