@@ -128,17 +128,7 @@ class RedisCache(RemoteLevel):
     @classmethod
     def from_url(cls, url: str, **options: Any) -> RedisCache:
         """A level for ``redis://[:password@]host[:port][/db]``; ``options`` as for the class."""
-        parts = urlsplit(url)
-        if parts.scheme != "redis":
-            raise CacheConfigError(f"url: expected redis://host:port/db, got {url!r}")
-        path = parts.path.strip("/")
-        return cls(
-            endpoint=parts.hostname or "127.0.0.1",
-            port=parts.port or 6379,
-            db=int(path) if path else 0,
-            password=unquote(parts.password) if parts.password else None,
-            **options,
-        )
+        return cls(**url_options(url), **options)
 
     async def _run(self, call: Callable[[], Awaitable[_T]]) -> _T:
         """Await ``call()`` holding a connection slot, all within ``timeout`` of now.
@@ -228,3 +218,17 @@ class RedisCache(RemoteLevel):
             await client.aclose()
         else:
             await self.backend.close()
+
+
+def url_options(url: str) -> dict[str, Any]:
+    """``endpoint``, ``port``, ``db`` and ``password`` of ``redis://[:password@]host[:port][/db]``."""
+    parts = urlsplit(url)
+    if parts.scheme != "redis":
+        raise CacheConfigError(f"url: expected redis://host:port/db, got {url!r}")
+    path = parts.path.strip("/")
+    return {
+        "endpoint": parts.hostname or "127.0.0.1",
+        "port": parts.port or 6379,
+        "db": int(path) if path else 0,
+        "password": unquote(parts.password) if parts.password else None,
+    }
