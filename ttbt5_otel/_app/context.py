@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import enum
 import inspect
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
+from types import MappingProxyType
 from typing import Any, TypeVar, cast
 
 from opentelemetry.trace import SpanKind
@@ -122,10 +123,34 @@ class ApplicationContext:
             raise LifecycleError(f"cannot add hook {hook.hook_name!r} while {self.phase.value}")
         self._hooks.append(hook)
 
+    async def start_hook(self, hook: LifecycleHook) -> None:
+        """Start ``hook`` in an application that is already running.
+
+        It is started at once, in its own ``lifecycle.startup`` span, and from then on it is
+        one of the hooks: stopped in reverse order with the others, started in order on a
+        restart. A failure propagates and leaves it out (nothing to stop).
+        """
+        if self.phase is not LifecyclePhase.RUNNING:
+            raise LifecycleError(f"cannot start hook {hook.hook_name!r} while {self.phase.value}")
+        self._hooks.append(hook)
+        try:
+            with _hook_span("lifecycle.startup", hook):
+                await _maybe_await(hook.on_startup())
+        except Exception:
+            self._hooks.remove(hook)
+            _LOG.exception("start-up hook %s failed", hook.hook_name)
+            raise
+        self._started.append(hook)
+
     # -- dependencies -------------------------------------------------------------------
     def register(self, key: str | type[_T], instance: _T) -> None:
         """Register ``instance`` under a name or a type."""
         self._dependencies[key] = instance
+
+    @property
+    def dependencies(self) -> Mapping[str | type, Any]:
+        """Everything registered, by name or type (a read-only view)."""
+        return MappingProxyType(self._dependencies)
 
     def get(self, key: str | type[_T]) -> _T:
         """The dependency registered under ``key``; by type, a registered subclass also fits."""

@@ -25,6 +25,8 @@ _UNSET: Final = object()
 _RECORDED_MARK: Final = "__ttbt5_recorded__"
 RECORDED_ON_SPAN: Final = "__ttbt5_recorded_on_span__"
 """Set on an exception already recorded as an event of that span (id), to avoid a second."""
+ErrorListener = Callable[[BaseException, ErrorSeverity, ErrorCategory], object]
+"""Told of each exception once it is recorded, with the severity and category recorded."""
 _errors_counter = counter(ERRORS_METRIC, unit="{error}", description="Errors handled, by kind.")
 _default_logger = own_logger("ttbt5_otel.errors")
 
@@ -36,11 +38,14 @@ def record_error(
     category: ErrorCategory | None = None,
     logger: logging.Logger | None = None,
     handled: bool = False,
+    listener: ErrorListener | None = None,
 ) -> None:
     """Report ``exc`` once on every signal: span event, ``ttbt5.errors`` count, log record.
 
     An exception that already passed through ``handle_errors`` further down the stack is
-    not reported again, so nesting never double-counts.
+    not reported again, so nesting never double-counts. ``listener`` is called after the
+    three signals with the severity and category they carry (not for a repeat), still
+    inside the failing call's span.
     """
     if getattr(exc, _RECORDED_MARK, False):
         return
@@ -78,12 +83,22 @@ def record_error(
         exc_info=(type(exc), exc, exc.__traceback__),
         extra={FIELDS_ATTR: fields},
     )
+    if listener is not None:
+        listener(exc, own_severity, own_category)
 
 
 class ErrorScope:
     """Decorator and context manager returned by ``handle_errors(...)``."""
 
-    __slots__ = ("_category", "_errors", "_fallback", "_logger", "_reraise", "_severity")
+    __slots__ = (
+        "_category",
+        "_errors",
+        "_fallback",
+        "_logger",
+        "_on_error",
+        "_reraise",
+        "_severity",
+    )
 
     def __init__(
         self,
@@ -93,6 +108,7 @@ class ErrorScope:
         severity: ErrorSeverity | None,
         category: ErrorCategory | None,
         logger: logging.Logger | None,
+        on_error: ErrorListener | None = None,
     ) -> None:
         """See ``handle_errors``."""
         self._errors = errors
@@ -101,6 +117,7 @@ class ErrorScope:
         self._severity = severity
         self._category = category
         self._logger = logger
+        self._on_error = on_error
 
     def _handle(self, exc: BaseException) -> bool:
         """Record ``exc`` if it is one of ours; True when it should propagate."""
@@ -113,6 +130,7 @@ class ErrorScope:
                 category=self._category,
                 logger=self._logger,
                 handled=not self._reraise,
+                listener=self._on_error,
             )
         except Exception as hook_exc:
             internal_error("handle_errors", hook_exc)
@@ -196,6 +214,7 @@ def handle_errors(
     severity: ErrorSeverity | None = None,
     category: ErrorCategory | None = None,
     logger: logging.Logger | None = None,
+    on_error: ErrorListener | None = None,
 ) -> ErrorScope: ...
 
 
@@ -209,6 +228,7 @@ def handle_errors(
     severity: ErrorSeverity | None = None,
     category: ErrorCategory | None = None,
     logger: logging.Logger | None = None,
+    on_error: ErrorListener | None = None,
 ) -> Callable[P, R] | ErrorScope:
     """Turn an exception into every signal at once, then re-raise it or fall back.
 
@@ -223,9 +243,14 @@ def handle_errors(
     ``reraise=False``, in which case a decorated function returns ``None`` and a ``with``
     block swallows the exception. Works bare (``@handle_errors``), called, and as a ``with``
     / ``async with`` block, on plain, async and generator functions.
+
+    ``on_error(exc, severity, category)`` is called once per recorded exception, right after
+    the three signals, inside the span: the place for handlers that page someone or count
+    something of their own. Its return value is ignored; an exception it raises is logged
+    as an internal error and never replaces the application's.
     """
     error_types = errors if isinstance(errors, tuple) else (errors,)
-    scope = ErrorScope(error_types, fallback, reraise, severity, category, logger)
+    scope = ErrorScope(error_types, fallback, reraise, severity, category, logger, on_error)
     if func is not None:
         return scope(func)
     return scope
