@@ -14,7 +14,9 @@ from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 
+from ttbt5_otel._app.settings import load_settings, option_table
 from ttbt5_otel._core.scrub import DEFAULT_SECRET_PATTERNS, REDACTED, Scrubber
+from ttbt5_otel._exceptions import ConfigError
 from ttbt5_otel._sdk.checks import mask_url
 from ttbt5_otel._sdk.config import TelemetryConfig, environment_variables
 from ttbt5_otel._sdk.exporters import otlp_exporters
@@ -23,10 +25,41 @@ from ttbt5_otel._version import __version__
 
 # The OTLP exporters report why an export failed only through these loggers.
 _EXPORTER_LOGGER: Final = "opentelemetry.exporter"
+_NAME_WIDTH: Final = 32  # the longest key, monitoring.health_check_timeout, and a little
 
 
 def describe_config(config: TelemetryConfig, environ: Mapping[str, str]) -> list[str]:
-    """One ``name = value  (from VARIABLE)`` line per setting, with secrets masked."""
+    """One ``name = value  (from SOURCE)`` line per setting, with secrets masked.
+
+    The source is the one that won: ``argument``, a ``TTBT5_*``/``OTEL_*`` variable, the
+    guide's alias (``APP_NAME``), the config file or the guide section a value was read from
+    (``config/base.json: caching.max_memory_mb``); a setting without one is at its default.
+    The other sections (logging, cache, monitoring, retry) follow, then what the config file
+    asks for that is not applied.
+    """
+    try:
+        settings = load_settings(environ=environ)
+    except ConfigError as exc:
+        # Telemetry options resolved without the file (the caller's config): show those.
+        return [*_telemetry_lines(config, {}, environ), f"  configuration error: {exc}"]
+    lines = _telemetry_lines(settings.telemetry, settings.sources, environ)
+    for row in option_table():
+        if row.section == "telemetry":
+            continue
+        value = getattr(getattr(settings, row.section), row.name)
+        lines.append(_line(row.key, value, settings.sources.get(row.key)))
+    lines += [f"  note: {note}" for note in settings.notes]
+    return lines
+
+
+def _line(name: str, value: object, source: str | None) -> str:
+    suffix = f"  (from {source})" if source else ""
+    return f"  {name:<{_NAME_WIDTH}} = {value!r}{suffix}"
+
+
+def _telemetry_lines(
+    config: TelemetryConfig, sources: Mapping[str, str], environ: Mapping[str, str]
+) -> list[str]:
     scrubber = Scrubber((*DEFAULT_SECRET_PATTERNS, *config.scrub_patterns))
     variables = {**environment_variables(), "resource_attributes": ("OTEL_RESOURCE_ATTRIBUTES",)}
     lines = []
@@ -41,9 +74,10 @@ def describe_config(config: TelemetryConfig, environ: Mapping[str, str]) -> list
             value = mask_url(config.endpoint)
         elif scrubber.is_secret(field.name):
             value = REDACTED
-        source = next((v for v in variables.get(field.name, ()) if environ.get(v, "").strip()), "")
-        suffix = f"  (from {source})" if source else ""
-        lines.append(f"  {field.name:<25} = {value!r}{suffix}")
+        source = sources.get(field.name) or next(
+            (v for v in variables.get(field.name, ()) if environ.get(v, "").strip()), None
+        )
+        lines.append(_line(field.name, value, source))
     return lines
 
 

@@ -1,9 +1,11 @@
 """Telemetry settings: the options of ``init()``, declared once, and how they are resolved.
 
 Precedence, highest first: explicit ``init()`` argument > ``TTBT5_*`` variable > standard
-``OTEL_*`` variable > the ``telemetry`` section of the config file > default. Every value is
-validated here, once; a bad one raises ``ConfigError`` naming the option and where it came
-from.
+``OTEL_*`` variable (``OTEL_RESOURCE_ATTRIBUTES`` included) > the TTBT5 guide's variable
+(``APP_NAME``, ``LOG_LEVEL``, ...: the ``aliases`` of an option) > the ``telemetry`` section
+of the config file (then the guide's sections: ``application``, ``logging``, ...) > default.
+Every value is validated here, once; a bad one raises ``ConfigError`` naming the option and
+where it came from.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final, Literal, TypedDict, cast
 
 from ttbt5_otel._core.scrub import ScrubCallback
@@ -41,11 +44,13 @@ class TelemetryConfig:
         "unknown_service",
         doc="service.name",
         env=("TTBT5_SERVICE_NAME", "OTEL_SERVICE_NAME"),
+        aliases=("APP_NAME",),
     )
     service_version: str | None = option(
         None,
         doc="service.version",
         env=("TTBT5_SERVICE_VERSION",),
+        aliases=("APP_VERSION",),
     )
     service_namespace: str | None = option(
         None,
@@ -53,7 +58,10 @@ class TelemetryConfig:
         env=("TTBT5_SERVICE_NAMESPACE",),
     )
     environment: str | None = option(
-        None, doc="deployment.environment.name", env=("TTBT5_ENVIRONMENT",)
+        None,
+        doc="deployment.environment.name",
+        env=("TTBT5_ENVIRONMENT",),
+        aliases=("APP_ENVIRONMENT",),
     )
     resource_attributes: Mapping[str, str] = option(
         default_factory=dict[str, str],
@@ -144,8 +152,10 @@ class TelemetryConfig:
     )
     runtime_metrics: bool = option(
         default=True,
-        doc="process CPU, memory, threads and file descriptors",
+        doc="process CPU, memory, threads and file descriptors (the guide's background "
+        "monitoring; file: monitoring.enabled)",
         env=("TTBT5_RUNTIME_METRICS",),
+        aliases=("MONITORING_ENABLED",),
     )
     logging_bridge: bool = option(
         default=True,
@@ -154,8 +164,31 @@ class TelemetryConfig:
     )
     log_level: LogLevel = option(
         "INFO",
-        doc="lowest level the logging bridge exports (file: logging.level)",
+        doc="lowest level the logging bridge exports and the log file gets (file: logging.level)",
         env=("TTBT5_LOG_LEVEL",),
+        aliases=("LOG_LEVEL",),
+    )
+    log_file: str | None = option(
+        None,
+        doc="also write the records the bridge exports to this file, one JSON object per "
+        "line, rotated by size; needs logging_bridge (file: logging.file, or "
+        'logging.handlers ["file"] for logs/application.log)',
+        env=("TTBT5_LOG_FILE",),
+        aliases=("LOG_FILE",),
+    )
+    log_file_max_mb: float = option(
+        10.0,
+        doc="size in MiB at which the log file is rotated",
+        env=("TTBT5_LOG_FILE_MAX_MB",),
+        positive=True,
+        maximum=10_240.0,
+    )
+    log_file_backups: int = option(
+        5,
+        doc="rotated log files kept beside it (.1 ... .N)",
+        env=("TTBT5_LOG_FILE_BACKUPS",),
+        minimum=1,
+        maximum=1000,
     )
     shutdown_timeout: float = option(
         5.0,
@@ -233,6 +266,9 @@ class TelemetryOptions(TypedDict, total=False):
     runtime_metrics: bool
     logging_bridge: bool
     log_level: LogLevel
+    log_file: str | None
+    log_file_max_mb: float
+    log_file_backups: int
     shutdown_timeout: float
     spool_dir: str | None
     spool_max_mb: float
@@ -256,9 +292,29 @@ def resolve_config(
     file_source: str = "config file",
 ) -> TelemetryConfig:
     """Merge arguments, environment, a config file section and defaults, then validate."""
+    return resolve_with_sources(explicit, environ, file_values, file_source)[0]
+
+
+def resolve_with_sources(
+    explicit: Mapping[str, object] | None = None,
+    environ: Mapping[str, str] | None = None,
+    file_values: Mapping[str, object] | None = None,
+    file_source: str = "config file",
+    file_labels: Mapping[str, str] | None = None,
+) -> tuple[TelemetryConfig, dict[str, str]]:
+    """``resolve_config`` and where each value came from (option -> argument/variable/file).
+
+    Options at their default have no entry. ``file_labels`` names the guide key a file
+    value came from (``config/base.json: application.name``).
+    """
     environ = os.environ if environ is None else environ
     values, sources = resolve_section(
-        telemetry_options(), dict(explicit or {}), environ, dict(file_values or {}), file_source
+        telemetry_options(),
+        dict(explicit or {}),
+        environ,
+        dict(file_values or {}),
+        file_source,
+        file_labels,
     )
     _apply_resource_env(values, sources, environ)
     if "endpoint" not in values and values.get("protocol") == "http/protobuf":
@@ -267,7 +323,7 @@ def resolve_config(
         values["headers"] = normalized_headers(values["headers"], sources.get("headers"))
     config = TelemetryConfig(**values)
     _validate(config, sources)
-    return config
+    return config, sources
 
 
 def _apply_resource_env(
@@ -277,6 +333,9 @@ def _apply_resource_env(
     if not raw:
         return
     from_env = parse_pairs("resource_attributes", raw, "OTEL_RESOURCE_ATTRIBUTES")
+    # A standard variable beats the guide's names (APP_NAME, ...) and the file; only an
+    # argument or the option's own TTBT5_*/OTEL_* variable beats it.
+    stronger = {row.name: {"argument", *row.spec.env} for row in telemetry_options()}
     for key, name in (
         ("service.name", "service_name"),
         ("service.version", "service_version"),
@@ -284,7 +343,7 @@ def _apply_resource_env(
         ("deployment.environment.name", "environment"),
     ):
         value = from_env.pop(key, None)
-        if value and name not in values:
+        if value and sources.get(name) not in stronger[name]:
             values[name] = value
             sources[name] = "OTEL_RESOURCE_ATTRIBUTES"
     merged = {**from_env, **cast("Mapping[str, str]", values.get("resource_attributes", {}))}
@@ -301,9 +360,26 @@ def _validate(config: TelemetryConfig, sources: Mapping[str, str]) -> None:
             f"({config.max_queue_size})",
             sources.get("max_export_batch_size"),
         )
+    _validate_log_file(config, sources.get("log_file"))
     check_endpoint(config.endpoint, sources.get("endpoint"))
     check_certificate(config.certificate_file, sources.get("certificate_file"))
     _validate_instrument(config.instrument, sources.get("instrument"))
+
+
+def _validate_log_file(config: TelemetryConfig, source: str | None) -> None:
+    if config.log_file is None:
+        return
+    if not config.logging_bridge:
+        raise ConfigError(
+            "log_file",
+            "the log file gets the records the logging bridge exports; "
+            "turn logging_bridge on or unset log_file",
+            source,
+        )
+    # Opening a FIFO for appending blocks until a reader comes; a directory cannot be opened.
+    file = Path(config.log_file)
+    if file.exists() and not file.is_file():
+        raise ConfigError("log_file", f"{config.log_file} is not a regular file", source)
 
 
 def _validate_instrument(names: tuple[str, ...], source: str | None) -> None:

@@ -6,6 +6,10 @@ default are the field's; its environment variables, bounds and one-line descript
 values (``resolve_section``), ``init()``'s errors, ``load_settings``, ``ttbt5-otel doctor``,
 the README settings table and ``.env.example``.
 
+A setting may also have ``aliases``: the TTBT5 guide's variable names, read after its own
+variables (so ``TTBT5_*`` and ``OTEL_*`` win); a value of an alias that does not parse is
+logged once and skipped, since such generic names can belong to other software.
+
 Values are converted by the declared type, never guessed: an environment string is parsed
 as exactly that type (``bool`` takes true/false/1/0/yes/no/on/off, ``Literal`` choices match
 case-insensitively, ``tuple[str, ...]`` is comma separated, ``Mapping[str, str]`` is
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeVar, overload
 from urllib.parse import unquote
 
+from ttbt5_otel._core.guard import warn_once
 from ttbt5_otel._exceptions import ConfigError
 
 T = TypeVar("T")
@@ -42,6 +47,9 @@ class OptionSpec:
     """Variables read, highest precedence first (``TTBT5_*`` before the standard ``OTEL_*``)."""
     millis_env: tuple[str, ...] = ()
     """Standard variables read in milliseconds for a setting kept in seconds."""
+    aliases: tuple[str, ...] = ()
+    """The TTBT5 guide's names for the setting (``APP_NAME``, ``LOG_FILE``, ...), read after
+    every variable above so the package's own names win when both are set."""
     minimum: float | None = None
     """Smallest value allowed (inclusive)."""
     maximum: float | None = None
@@ -59,6 +67,7 @@ def option(
     doc: str,
     env: tuple[str, ...] = (),
     millis_env: tuple[str, ...] = (),
+    aliases: tuple[str, ...] = (),
     minimum: float | None = None,
     maximum: float | None = None,
     positive: bool = False,
@@ -73,6 +82,7 @@ def option(
     doc: str,
     env: tuple[str, ...] = (),
     millis_env: tuple[str, ...] = (),
+    aliases: tuple[str, ...] = (),
     minimum: float | None = None,
     maximum: float | None = None,
     positive: bool = False,
@@ -87,13 +97,14 @@ def option(
     doc: str,
     env: tuple[str, ...] = (),
     millis_env: tuple[str, ...] = (),
+    aliases: tuple[str, ...] = (),
     minimum: float | None = None,
     maximum: float | None = None,
     positive: bool = False,
     shown_default: str | None = None,
 ) -> Any:
     """Declare a setting: use as the default of a settings dataclass field."""
-    spec = OptionSpec(doc, env, millis_env, minimum, maximum, positive, shown_default)
+    spec = OptionSpec(doc, env, millis_env, aliases, minimum, maximum, positive, shown_default)
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata={_META: spec})
     return dataclasses.field(default=default, metadata={_META: spec})
@@ -117,7 +128,7 @@ class Declared:
     @property
     def variables(self) -> tuple[str, ...]:
         """Every environment variable read, highest precedence first."""
-        return self.spec.env + self.spec.millis_env
+        return self.spec.env + self.spec.millis_env + self.spec.aliases
 
 
 def declared(cls: type, section: str) -> Iterator[Declared]:
@@ -281,11 +292,15 @@ def resolve_section(
     environ: Mapping[str, str],
     file_values: Mapping[str, Any],
     file_source: str,
+    file_labels: Mapping[str, str] | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Values and their sources: ``explicit`` > variables in order > ``file_values``.
 
     Unknown keys in ``explicit`` or ``file_values`` raise ``ConfigError`` listing the known
     ones. Options found nowhere are left out (the dataclass default applies).
+    ``file_labels`` names the source of a file value taken from another key than the
+    option's own (a guide section such as ``caching.max_memory_mb``); others are
+    ``file_source``.
     """
     names = {row.name: row for row in rows}
     for given, source in ((explicit, "argument"), (file_values, file_source)):
@@ -300,7 +315,8 @@ def resolve_section(
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
     for row in rows:
-        found = _find(row, explicit, environ, file_values, file_source)
+        label = (file_labels or {}).get(row.name, file_source)
+        found = _find(row, explicit, environ, file_values, label)
         if found is not None:
             values[row.name], sources[row.name] = found
     return values, sources
@@ -323,6 +339,17 @@ def _find(
         raw = environ.get(variable, "")
         if raw.strip():
             return parse_text(row, raw, variable) / 1000.0, variable
+    for variable in row.spec.aliases:
+        raw = environ.get(variable, "")
+        if not raw.strip():
+            continue
+        try:
+            return parse_text(row, raw, variable), variable
+        except ConfigError as exc:
+            # The guide's names are generic (LOG_LEVEL, APP_NAME): the variable may belong
+            # to other software in the same environment, so a value that does not fit is
+            # reported once and skipped instead of stopping the application.
+            warn_once(f"alias:{variable}", "ttbt5_otel: %s; ignored", exc)
     if file_values.get(row.name) is not None:
         return check_native(row, file_values[row.name], file_source), file_source
     return None

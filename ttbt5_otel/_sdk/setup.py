@@ -321,7 +321,12 @@ def _start_extras(telemetry: Telemetry) -> None:
     config = telemetry.config
     quiet_sdk_warnings()
     if config.logging_bridge:
-        telemetry._log_bridge = install_bridge(config.log_level)  # noqa: SLF001
+        telemetry._log_bridge = install_bridge(  # noqa: SLF001
+            config.log_level,
+            config.log_file,
+            log_file_max_bytes=int(config.log_file_max_mb * 1024 * 1024),
+            log_file_backups=config.log_file_backups,
+        )
     if config.runtime_metrics and telemetry.providers is not None:
         register_runtime_metrics(meter())
     if not _agent_instruments:

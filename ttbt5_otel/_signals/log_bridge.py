@@ -17,6 +17,10 @@ is followed for both.
 A record that reaches a logger chain carrying an OpenTelemetry ``LoggingHandler`` (the
 logging instrumentation's, or one the app added) is left to that handler, so nothing is
 exported twice.
+
+With ``log_file`` the bridge also writes each record it passes on to a rotating JSON-lines
+file (the TTBT5 guide's ``LOG_FILE``): the same records, at the same level, as the export,
+whatever the app's own handlers and levels are.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ import logging
 import threading
 from typing import Final
 
+from ttbt5_otel._core.guard import warn_once
+from ttbt5_otel._signals.log_format import rotating_file_handler
 from ttbt5_otel._signals.logger import OTelLogHandler
 
 _ORIGINAL_CALL_HANDLERS: Final = logging.Logger.callHandlers
@@ -35,11 +41,12 @@ _foreign_types: dict[type[logging.Handler], bool] = {}
 class LogBridge:
     """The installed bridge: where records go and which root level it lowered."""
 
-    __slots__ = ("handler", "level", "lowered_to", "original_root_level")
+    __slots__ = ("file", "handler", "level", "lowered_to", "original_root_level")
 
-    def __init__(self, level: int) -> None:
-        """A bridge exporting records at ``level`` and above."""
+    def __init__(self, level: int, file: logging.Handler | None = None) -> None:
+        """A bridge exporting records at ``level`` and above (also to ``file``, if given)."""
         self.handler = OTelLogHandler(level=level)
+        self.file = file
         self.level = level
         self.lowered_to: int | None = None
         self.original_root_level = logging.WARNING
@@ -86,19 +93,44 @@ def _call_handlers(self: logging.Logger, record: logging.LogRecord) -> None:
         return
     app_handles = bridge.app_handles(self, record.levelno)
     # A foreign OTel handler exports what reaches the app's handlers; the rest is ours.
-    if record.levelno >= bridge.level and not (app_handles and _chain_has_foreign_handler(self)):
-        bridge.handler.emit(record)
+    if record.levelno >= bridge.level:
+        if bridge.file is not None:
+            bridge.file.handle(record)
+        if not (app_handles and _chain_has_foreign_handler(self)):
+            bridge.handler.emit(record)
     if app_handles:
         _ORIGINAL_CALL_HANDLERS(self, record)
 
 
-def install_bridge(level: str) -> LogBridge | None:
-    """Start exporting stdlib records at ``level`` and above; None if a bridge is running."""
+def _open_file(path: str | None, max_bytes: int, backups: int) -> logging.Handler | None:
+    if path is None:
+        return None
+    try:
+        return rotating_file_handler(path, max_bytes, backups)
+    except OSError as exc:
+        # Telemetry never breaks the app: the export goes on, the reason is said once.
+        warn_once("log-file", "ttbt5_otel: cannot open log_file %s: %s; not writing it", path, exc)
+        return None
+
+
+def install_bridge(
+    level: str,
+    log_file: str | None = None,
+    *,
+    log_file_max_bytes: int = 10 * 1024 * 1024,
+    log_file_backups: int = 5,
+) -> LogBridge | None:
+    """Start exporting stdlib records at ``level`` and above; None if a bridge is running.
+
+    With ``log_file`` the same records are also appended to that file (JSON lines, rotated
+    at ``log_file_max_bytes`` keeping ``log_file_backups`` old files).
+    """
     global _installed  # noqa: PLW0603 - one bridge per process
     with _lock:
         if _installed is not None:
             return None
-        bridge = LogBridge(logging.getLevelName(level))
+        file = _open_file(log_file, log_file_max_bytes, log_file_backups)
+        bridge = LogBridge(logging.getLevelName(level), file)
         root = logging.root
         if root.level > bridge.level:
             bridge.original_root_level = root.level
@@ -118,6 +150,8 @@ def remove_bridge(bridge: LogBridge | None) -> None:
         if bridge is None or _installed is not bridge:
             return
         _installed = None
+        if bridge.file is not None:
+            bridge.file.close()
         if logging.Logger.callHandlers is _call_handlers:
             logging.Logger.callHandlers = _ORIGINAL_CALL_HANDLERS  # type: ignore[method-assign]
         if bridge.lowered_to is not None and logging.root.level == bridge.lowered_to:

@@ -3,12 +3,18 @@
 ``text`` is for people (``time level logger: message key=value ... trace=...``), ``json`` for
 log shippers (one object per line). Both carry the structured fields and the current trace
 and span ids, so a console line can be matched with its trace.
+
+The log file (``log_file``, the guide's ``LOG_FILE``) is always JSON lines: a file is read by
+tools, and the OTel log records carry the same records for people.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+from logging.handlers import RotatingFileHandler
+from pathlib import Path
 from typing import Any, Final
 
 from opentelemetry import trace
@@ -85,4 +91,21 @@ def configure_console_logging(log_format: str, level: str) -> logging.Handler | 
     root.addHandler(handler)
     if root.level > handler.level:
         root.setLevel(handler.level)
+    return handler
+
+
+def rotating_file_handler(path: str, max_bytes: int, backups: int) -> RotatingFileHandler:
+    """A JSON-lines handler appending to ``path``, rotated at ``max_bytes``; ``OSError`` if not.
+
+    The parent directory is created (the guide's set-up step ``mkdir -p logs``); the file
+    is opened now, so a path that cannot be written fails here rather than at the first record.
+    """
+    file = Path(path)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    # maxBytes 0 or backupCount 0 would let the file grow without bound (the handler then
+    # reopens the same file for appending), so both are at least 1.
+    handler = RotatingFileHandler(
+        os.fspath(file), maxBytes=max(max_bytes, 1), backupCount=max(backups, 1), encoding="utf-8"
+    )
+    handler.setFormatter(JsonFormatter())
     return handler

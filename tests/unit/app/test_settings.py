@@ -62,7 +62,8 @@ def test_config_file_from_environment_toml_and_yaml(tmp_path):
     ("content", "option"),
     [
         ('{"cache": {"max_entrys": 5}}', "cache.max_entrys"),
-        ('{"caching": {}}', "caching"),
+        ('{"cachin": {}}', "cachin"),
+        ('{"caching": {"max_memory": 5}}', "caching.max_memory"),
         ('{"cache": {"max_entries": "many"}}', "cache.max_entries"),
         ('{"cache": {"strategy": "fifo"}}', "cache.strategy"),
         ('{"retry": {"attempts": true}}', "retry.attempts"),

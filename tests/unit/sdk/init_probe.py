@@ -99,6 +99,11 @@ def probe(telemetry: Any) -> dict[str, Any]:
             if key.startswith(("process.", "ttbt5.process."))
         ),
         "bridge_levels": [] if bridge is None else [bridge.level],
+        "log_file": None if bridge is None or bridge.file is None else {
+            "path": bridge.file.baseFilename,
+            "max_bytes": bridge.file.maxBytes,
+            "backups": bridge.file.backupCount,
+        },
         "flush_budget_ms": round(max(flushed) / 100) * 100 if flushed else None,
         "secret_custom_name": active_scrubber().is_secret("order_cvv"),
         "url_password_scrubbed": "hunter2" not in str(active_scrubber().text(URL, "span.name")),

@@ -29,9 +29,12 @@ _HTTP = "opentelemetry.exporter.otlp.proto.http.trace_exporter.OTLPSpanExporter"
 # An option that acts only together with another is run with it, and so is the baseline.
 # The spool's directory is private to this run; the module fixture removes it.
 SPOOL = str(Path(tempfile.gettempdir()) / f"ttbt5-options-spool-{os.getpid()}")
+LOG_FILE = str(Path(SPOOL) / "logs" / "application.log")
 COMPANIONS: dict[str, dict[str, Any]] = {
     "certificate_file": {"protocol": "http/protobuf"},
     "spool_max_mb": {"spool_dir": SPOOL},
+    "log_file_max_mb": {"log_file": LOG_FILE},
+    "log_file_backups": {"log_file": LOG_FILE},
 }
 CASES: dict[str, tuple[Any, dict[str, Any]]] = {
     "service_name": ("orders", {"resource.service.name": "orders"}),
@@ -68,6 +71,9 @@ CASES: dict[str, tuple[Any, dict[str, Any]]] = {
     "runtime_metrics": (False, {"runtime_metrics": []}),
     "logging_bridge": (False, {"bridge_levels": []}),
     "log_level": ("WARNING", {"bridge_levels": [30]}),
+    "log_file": (LOG_FILE, {"log_file.path": LOG_FILE}),
+    "log_file_max_mb": (0.5, {"log_file.max_bytes": 524288}),
+    "log_file_backups": (2, {"log_file.backups": 2}),
     "shutdown_timeout": (1.5, {"flush_budget_ms": 1500}),
     "spool_dir": (SPOOL, {"span_exporter.spool_dir": SPOOL}),
     "spool_max_mb": (1.5, {"span_exporter.spool_max_bytes": 1572864}),
