@@ -152,14 +152,24 @@ class HealthRegistry:
             if reg.critical
         )
 
-    def start(self, interval: float) -> None:
-        """Run the checks now and then every ``interval`` seconds, until ``stop()``."""
+    def start(self, interval: float, *, delay: float = 0.0) -> None:
+        """Run the checks after ``delay`` seconds, then every ``interval`` s, until ``stop()``.
+
+        ``delay`` lets a caller that has just awaited ``run_once()`` skip a second run now.
+        """
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(
-                self._loop(interval), name="ttbt5-health-checks"
+                self._loop(interval, delay), name="ttbt5-health-checks"
             )
 
-    async def _loop(self, interval: float) -> None:
+    @property
+    def running(self) -> bool:
+        """True while the periodic runs are scheduled."""
+        return self._task is not None and not self._task.done()
+
+    async def _loop(self, interval: float, delay: float = 0.0) -> None:
+        if delay > 0:
+            await asyncio.sleep(delay)
         while True:
             try:
                 await self.run_once()

@@ -16,9 +16,9 @@ import contextvars
 import logging
 import threading
 import traceback
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from types import MappingProxyType, TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final, Self, final
 
 from opentelemetry._logs import SeverityNumber
 
@@ -134,6 +134,29 @@ class Binding:
         _bound.reset(self._token)
 
 
+@final
+class Logged:
+    """What a ``StructuredLogger`` logging call returns: the record is already logged.
+
+    Awaiting it is a no-op that never suspends, so ``await log.info(...)`` (the TTBT5 guide's
+    asynchronous form) and ``log.info(...)`` log the same record at the same moment, and a
+    forgotten ``await`` loses nothing (it is not a coroutine, so no "never awaited" warning).
+    """
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[None, None, None]:
+        """Complete at once: logging already happened when the call returned."""
+        yield from ()
+
+    def __repr__(self) -> str:
+        """``<logged>``."""
+        return "<logged>"
+
+
+LOGGED: Final = Logged()
+
+
 class StructuredLogger:
     """A stdlib logger whose keyword fields become log attributes.
 
@@ -141,7 +164,7 @@ class StructuredLogger:
     and ``amount`` as attributes of the OTel log record (and as ``record.ttbt5_fields`` for
     stdlib formatters). ``bind(**fields)`` returns a new logger adding ``fields`` to each of
     its records; ``contextualize(**fields)`` adds them to every record logged in the current
-    context, by any logger.
+    context, by any logger. Each logging method returns ``LOGGED``, which may be awaited.
     """
 
     __slots__ = ("_fields", "logger")
@@ -161,18 +184,17 @@ class StructuredLogger:
         """The fields this logger adds to each of its records."""
         return MappingProxyType(dict(self._fields))
 
-    def bind(self, **fields: Any) -> StructuredLogger:
+    def bind(self, **fields: Any) -> Self:
         """A new logger adding ``fields`` (and this one's) to each of its records.
 
         ``log = log.bind(order_id=7)``; this logger and the context are left unchanged.
         """
-        return StructuredLogger(self.logger, {**self._fields, **fields})
+        # type(self): a subclass (the guide's adapter) keeps its own methods when bound.
+        return type(self)(self.logger, {**self._fields, **fields})
 
-    def unbind(self, *keys: str) -> StructuredLogger:
+    def unbind(self, *keys: str) -> Self:
         """A new logger without the bound fields ``keys``."""
-        return StructuredLogger(
-            self.logger, {k: v for k, v in self._fields.items() if k not in keys}
-        )
+        return type(self)(self.logger, {k: v for k, v in self._fields.items() if k not in keys})
 
     def contextualize(self, **fields: Any) -> Binding:
         """Add ``fields`` to every record logged in the current context, by any logger.
@@ -192,33 +214,40 @@ class StructuredLogger:
             level, msg, *args, extra={FIELDS_ATTR: merged}, exc_info=exc or None, stacklevel=3
         )
 
-    def debug(self, msg: str, *args: Any, **fields: Any) -> None:
+    def debug(self, msg: str, *args: Any, **fields: Any) -> Logged:
         """Log at DEBUG with ``fields`` as attributes."""
         self._log(logging.DEBUG, msg, args, fields, exc=False)
+        return LOGGED
 
-    def info(self, msg: str, *args: Any, **fields: Any) -> None:
+    def info(self, msg: str, *args: Any, **fields: Any) -> Logged:
         """Log at INFO with ``fields`` as attributes."""
         self._log(logging.INFO, msg, args, fields, exc=False)
+        return LOGGED
 
-    def warning(self, msg: str, *args: Any, **fields: Any) -> None:
+    def warning(self, msg: str, *args: Any, **fields: Any) -> Logged:
         """Log at WARNING with ``fields`` as attributes."""
         self._log(logging.WARNING, msg, args, fields, exc=False)
+        return LOGGED
 
-    def error(self, msg: str, *args: Any, **fields: Any) -> None:
+    def error(self, msg: str, *args: Any, **fields: Any) -> Logged:
         """Log at ERROR with ``fields`` as attributes."""
         self._log(logging.ERROR, msg, args, fields, exc=False)
+        return LOGGED
 
-    def exception(self, msg: str, *args: Any, **fields: Any) -> None:
+    def exception(self, msg: str, *args: Any, **fields: Any) -> Logged:
         """Log at ERROR with the exception being handled and ``fields`` as attributes."""
         self._log(logging.ERROR, msg, args, fields, exc=True)
+        return LOGGED
 
-    def critical(self, msg: str, *args: Any, **fields: Any) -> None:
+    def critical(self, msg: str, *args: Any, **fields: Any) -> Logged:
         """Log at CRITICAL with ``fields`` as attributes."""
         self._log(logging.CRITICAL, msg, args, fields, exc=False)
+        return LOGGED
 
-    def log(self, level: int, msg: str, *args: Any, **fields: Any) -> None:
+    def log(self, level: int, msg: str, *args: Any, **fields: Any) -> Logged:
         """Log at ``level`` with ``fields`` as attributes."""
         self._log(level, msg, args, fields, exc=False)
+        return LOGGED
 
 
 def get_logger(name: str) -> StructuredLogger:
