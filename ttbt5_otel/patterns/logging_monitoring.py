@@ -152,9 +152,10 @@ class MonitoringSystem:
 
         Format and level come from the settings (``LOG_FORMAT``: text or json, ``LOG_LEVEL``).
         Records need no handler to leave the process: ``init()`` exports every record as an
-        OTel log record. The guide's alert handlers are Alertmanager receivers; for a log file,
-        add a ``logging.FileHandler`` (the collector ships the records to the log store).
-        Returns the handler added, or ``None`` when the app already had its own.
+        OTel log record, and writes the guide's ``LOG_FILE`` (setting ``log_file``) when set.
+        The guide's alert handlers are Alertmanager receivers. Call it before
+        ``start_monitoring()``, as the guide does. Returns the handler added, or ``None`` when
+        the app already had its own.
         """
         settings = self.context.settings
         return configure_console_logging(settings.logging.format, settings.telemetry.log_level)
