@@ -1,4 +1,4 @@
-"""Imports point one way: core → signals → sdk / resilience / cache → app / patterns → cli.
+"""Imports point one way: core → signals → sdk / resilience / cache → app → patterns → cli.
 
 Every import of a private module counts, also the ones inside functions: a late import is
 still a dependency. The top-level modules ``_exceptions`` and ``_version`` sit below
@@ -20,9 +20,9 @@ RANK = {
     "_resilience": 3,
     "_cache": 3,
     "_app": 4,
-    "_cli": 5,
-    # The guide's API: adapters over every native part, below only the command line.
-    "patterns": 4,
+    # The guide's API: adapters over every native part, the application context included.
+    "patterns": 5,
+    "_cli": 6,
 }
 TOP = 99  # __init__, __main__, testing
 
