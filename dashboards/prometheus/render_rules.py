@@ -472,6 +472,37 @@ ALERTS: list[Alert] = [
         ),
     ),
     Alert(
+        name="Ttbt5CriticalErrors",
+        severity="critical",
+        anchor="critical-errors",
+        for_seconds=60,
+        params={"critical": 'ttbt5_errors_total{error_severity="critical"}'},
+        # Errors the application itself declared critical (ErrorSeverity.CRITICAL through
+        # handle_errors or the guide's ErrorManager), recovered by a fallback or not. Rare by
+        # nature, so a new series (the first critical error of a process) is the usual case:
+        # the same first-appearance form as Ttbt5RetriesExhausted.
+        expr=(
+            "sum by (${instance}, error_type, error_category) (\n"
+            "  (${critical}\n"
+            "    unless ${critical} offset ${window})\n"
+            "  or\n"
+            "  increase(${critical}[${window}])\n"
+            ") > 0"
+        ),
+        condition="an error of severity critical was recorded (ttbt5_errors_total) in the "
+        "last ${window}",
+        summary=(
+            "{{ $labels.service_name }}: critical {{ $labels.error_type }} errors "
+            "({{ $labels.error_category }})"
+        ),
+        description=(
+            "{{ $labels.service_name }} on instance {{ $labels.instance }} "
+            "({{ $labels.deployment_environment_name }}) recorded {{ $value | humanize }} "
+            "errors of type {{ $labels.error_type }} (category {{ $labels.error_category }}) "
+            "with severity critical in the last ${window}."
+        ),
+    ),
+    Alert(
         name="Ttbt5TelemetryLost",
         severity="warning",
         anchor="telemetry-lost",
