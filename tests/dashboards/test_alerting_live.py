@@ -67,6 +67,8 @@ def _app_metrics(t: float) -> list[str]:
         f'ttbt5_operation_duration_seconds_bucket{{{APP}, code_function="load", code_namespace="shop", outcome="success", le="+Inf"}}': 10,  # noqa: E501
         f'ttbt5_operation_duration_seconds_count{{{APP}, code_function="load", code_namespace="shop", outcome="success"}}': 10,  # noqa: E501
         f'ttbt5_errors_total{{{APP}, error_type="ValueError", error_severity="high", error_category="validation"}}': 1,  # noqa: E501
+        # A critical error now and then: Ttbt5CriticalErrors.
+        f'ttbt5_errors_total{{{APP}, error_type="DatabaseError", error_severity="critical", error_category="database"}}': 0.1,  # noqa: E501
         # 33 % hits at 3 requests/s.
         f'ttbt5_cache_requests_total{{{APP}, cache_name="users", cache_level="l1", cache_result="hit"}}': 1,  # noqa: E501
         f'ttbt5_cache_requests_total{{{APP}, cache_name="users", cache_level="l1", cache_result="miss"}}': 2,  # noqa: E501
