@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import ttbt5_otel
+from ttbt5_otel._app.settings import option_table
 
 
 def free_port() -> int:
@@ -63,13 +64,27 @@ def stop_processes(processes: Iterable[subprocess.Popen[Any]]) -> None:
             process.wait(timeout=10)
 
 
+# The guide's variable names the settings read as aliases (LOG_LEVEL, APP_NAME, ...): a
+# machine may well have some of them set for other software.
+GUIDE_VARIABLES = frozenset(
+    name
+    for row in option_table()
+    for name in row.variables
+    if not name.startswith(("OTEL_", "TTBT5_"))
+)
+
+
 def clean_env(**extra: str) -> dict[str, str]:
     """This process's environment without OTEL_*, TTBT5_* and pytest variables, plus ``extra``.
 
     A child process under test must see only the settings the test gives it, and must not
     believe it runs under pytest (that turns instrumentation errors into exceptions).
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TTBT5_", "PYTEST_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OTEL_", "TTBT5_", "PYTEST_")) and k not in GUIDE_VARIABLES
+    }
     # Children import the very package this process tests (a copy under test, such as the
     # mutation check's, included), not whichever one the interpreter would find first.
     package_root = str(Path(ttbt5_otel.__file__).resolve().parents[1])

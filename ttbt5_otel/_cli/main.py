@@ -23,6 +23,7 @@ from ttbt5_otel._core.scrub import scrub_message
 from ttbt5_otel._exceptions import ConfigError, StackError
 from ttbt5_otel._sdk.checks import mask_url
 from ttbt5_otel._sdk.config import resolve_config
+from ttbt5_otel._sdk.config_file import file_telemetry
 from ttbt5_otel._sdk.instrumentors import preview
 from ttbt5_otel._version import __version__
 
@@ -49,7 +50,8 @@ def _err(message: str) -> None:
 
 def _doctor(args: argparse.Namespace) -> int:
     try:
-        config = resolve_config({})
+        # Resolved as init() resolves it, the config file included.
+        config = resolve_config({}, os.environ, *file_telemetry(os.environ))
     except ConfigError as exc:
         _err(f"configuration error: {exc}")
         return EXIT_USAGE
