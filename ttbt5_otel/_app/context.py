@@ -23,7 +23,7 @@ from ttbt5_otel._app.settings import Settings, load_settings
 from ttbt5_otel._core.guard import own_logger
 from ttbt5_otel._exceptions import DependencyNotFoundError, LifecycleError
 from ttbt5_otel._sdk.setup import Telemetry, init
-from ttbt5_otel._signals.log_format import configure_console_logging
+from ttbt5_otel._signals.log_bridge import add_console_handler
 from ttbt5_otel._signals.tracing import SpanScope, span
 
 _LOG = own_logger("ttbt5_otel.lifecycle")
@@ -175,7 +175,7 @@ class ApplicationContext:
         self.phase = LifecyclePhase.STARTING
         await self.events.publish("lifecycle.starting")
         self.telemetry = init(**{**_options_of(self.settings), **telemetry_options})
-        configure_console_logging(self.settings.logging.format, self.telemetry.config.log_level)
+        add_console_handler(self.settings.logging.format, self.telemetry.config.log_level)
         with span("application.startup", hooks=len(self._hooks)):
             for hook in self._hooks:
                 try:

@@ -30,7 +30,7 @@ import threading
 from typing import Final
 
 from ttbt5_otel._core.guard import warn_once
-from ttbt5_otel._signals.log_format import rotating_file_handler
+from ttbt5_otel._signals.log_format import configure_console_logging, rotating_file_handler
 from ttbt5_otel._signals.logger import OTelLogHandler
 
 _ORIGINAL_CALL_HANDLERS: Final = logging.Logger.callHandlers
@@ -161,3 +161,23 @@ def remove_bridge(bridge: LogBridge | None) -> None:
 def installed_bridge() -> LogBridge | None:
     """The running bridge, if any."""
     return _installed
+
+
+def add_console_handler(log_format: str, level: str) -> logging.Handler | None:
+    """``configure_console_logging``, telling a running bridge that the app now prints at ``level``.
+
+    With a bridge installed the root level is lowered for export only, and records under the
+    app's own level never reach its handlers; the console handler added here is the app's
+    own output, so its level becomes the app's level.
+    """
+    handler = configure_console_logging(log_format, level)
+    with _lock:
+        bridge = _installed
+        if (
+            handler is not None
+            and bridge is not None
+            and bridge.lowered_to is not None
+            and logging.root.level == bridge.lowered_to
+        ):
+            bridge.original_root_level = min(bridge.original_root_level, handler.level)
+    return handler

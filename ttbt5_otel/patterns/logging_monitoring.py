@@ -40,9 +40,8 @@ from ttbt5_otel._app.context import ApplicationContext, _options_of, get_applica
 from ttbt5_otel._app.health import HealthCheck, HealthResult
 from ttbt5_otel._core.guard import warn_once
 from ttbt5_otel._sdk.setup import Telemetry, current_telemetry, init
-from ttbt5_otel._signals.log_bridge import installed_bridge
+from ttbt5_otel._signals.log_bridge import add_console_handler, installed_bridge
 from ttbt5_otel._signals.log_calls import log_calls as native_log_calls
-from ttbt5_otel._signals.log_format import configure_console_logging
 from ttbt5_otel._signals.logger import StructuredLogger as NativeStructuredLogger
 from ttbt5_otel._signals.metrics import monitor_performance
 
@@ -158,7 +157,7 @@ class MonitoringSystem:
         the app already had its own.
         """
         settings = self.context.settings
-        return configure_console_logging(settings.logging.format, settings.telemetry.log_level)
+        return add_console_handler(settings.logging.format, settings.telemetry.log_level)
 
     def add_health_check(
         self, name: str, check: HealthCheck, *, timeout: float | None = None, critical: bool = True

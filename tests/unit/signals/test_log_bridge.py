@@ -83,3 +83,29 @@ def test_console_output_unchanged_and_each_record_exported_once(configure: str) 
     for marker in ("marker-info", "marker-warning", "marker-error"):
         assert sum(marker in line.split() for line in exported) == 1, (marker, exported)
     assert not any("marker-debug" in line for line in exported)
+
+
+def test_a_console_handler_added_after_init_prints_at_its_own_level() -> None:
+    """init() lowered the root for export only; the console added later is the app's own."""
+    source = textwrap.dedent(
+        """
+        import logging
+        import ttbt5_otel
+        from ttbt5_otel._signals.log_bridge import add_console_handler
+        ttbt5_otel.init(service_name="log-app", exporter="none", instrument=("none",),
+                        runtime_metrics=False)
+        add_console_handler("text", "INFO")
+        logging.getLogger("shop").debug("marker-debug")
+        logging.getLogger("shop").info("marker-info")
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", source],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "marker-info" in result.stderr
+    assert "marker-debug" not in result.stderr
