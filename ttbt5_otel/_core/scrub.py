@@ -32,6 +32,7 @@ _LOG = logging.getLogger("ttbt5_otel")
 REDACTED: Final = "[REDACTED]"
 _MAX_CACHED_KEYS: Final = 10_000
 _MAX_CLEAN_VALUES: Final = 8_192
+_MAX_CLEAN_LENGTH: Final = 512
 _NAME_RULE: Final = "name"
 
 DEFAULT_SECRET_PATTERNS: Final[tuple[str, ...]] = (
@@ -161,9 +162,12 @@ class Scrubber:
             return text
         findings = find_secrets(text)
         if not findings:
-            if len(self._clean) >= _MAX_CLEAN_VALUES:
-                self._clean.clear()
-            self._clean[text] = None
+            # Only short strings are remembered: the ones that repeat (routes, methods,
+            # names), without holding large bodies alive.
+            if len(text) <= _MAX_CLEAN_LENGTH:
+                if len(self._clean) >= _MAX_CLEAN_VALUES:
+                    self._clean.clear()
+                self._clean[text] = None
             return text
         parts: list[str] = []
         last = 0
@@ -189,8 +193,8 @@ class Scrubber:
             return self._by_name(key, value, location)
         if isinstance(value, str):
             return self.text(value, location, key)
-        if isinstance(value, bytes | bool | int | float) or value is None:
-            return value
+        if isinstance(value, bytes):
+            return self._bytes(key, value, location)
         if isinstance(value, Mapping):
             return self._mapping(value, location, key)
         if isinstance(value, Sequence):
@@ -220,6 +224,13 @@ class Scrubber:
             else:
                 changed[key] = scrubbed
         return value if changed is None else changed
+
+    def _bytes(self, key: str, value: bytes, location: str) -> Any:
+        text = value.decode("utf-8", "replace")
+        scrubbed = self.text(text, location, key)
+        if scrubbed is text:
+            return value
+        return scrubbed if isinstance(scrubbed, _Dropped) else scrubbed.encode()
 
     def _sequence(self, key: str, value: Sequence[Any], location: str) -> Any:
         items = [self.value(key, item, location) for item in value]

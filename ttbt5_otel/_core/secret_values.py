@@ -44,10 +44,11 @@ _RULES: Final[tuple[tuple[str, str], ...]] = (
             r"(?:-----END[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)"
         ),
     ),
-    # scheme://user:password@host and scheme://:password@host (redis, amqp, postgres, ...).
+    # scheme://user:password@host and scheme://:password@host (redis, amqp, postgres, ...);
+    # a password may hold an unescaped `@`: the userinfo ends at the last one.
     (
         "url_userinfo",
-        r"\b(?i:[a-z][a-z0-9+.-]{1,20})://(?P<secret>[^\s/:@'\"]*:(?!\[REDACTED\]@)[^\s/@'\"]+)@",
+        r"\b(?i:[a-z][a-z0-9+.-]{1,20})://(?P<secret>[^\s/:@'\"]*:(?!\[REDACTED\]@)[^\s/'\"]+)@",
     ),
     (
         "header",
@@ -64,15 +65,22 @@ _RULES: Final[tuple[tuple[str, str], ...]] = (
     (
         "key_value",
         (
-            rf"(?<![A-Za-z0-9])(?:[A-Za-z0-9]+[_.-])*(?i:{_CREDENTIAL_KEY_WORDS})(?![A-Za-z0-9])"
+            # A key starts where no name character precedes it: starting inside a dotted or
+            # dashed name too would rescan its segments from each one (quadratic time on
+            # `a-a-a-...`). Command-line flags (`--api-token=x`) start with their dashes.
+            rf"(?<![A-Za-z0-9_.-])-{{0,2}}(?:[A-Za-z0-9]+[_.-])*(?i:{_CREDENTIAL_KEY_WORDS})"
+            r"(?![A-Za-z0-9])"
             # key=value is always a pair; so is 'key': 'value' (JSON, a rendered dict). A bare
             # `key: word` is as often prose or a Redis key (`session:index`), so it counts
             # only when the value has a credential's shape: a non-letter in it, or length.
             # Quotes may come escaped, once or more (JSON inside a repr inside JSON).
             r"(?:\\*['\"]?\s*=\s*\\*['\"]?|\\*['\"]\s*:\s*\\*['\"]"
-            rf"|\s*:(?!//)\s*(?={_VALUE_CHAR}*[^A-Za-z\s&;,'\"}}\])]|{_VALUE_CHAR}{{12,}}))"
-            # A quoted value runs to its closing quote, spaces included.
-            rf"(?P<secret>(?!\[REDACTED\])(?:(?<=['\"])[^'\"\r\n]+|{_VALUE_CHAR}+))"
+            # A bare colon needs a space after it: `token:abc123` is a Redis key, not a pair.
+            rf"|\s*:(?!//)\s+(?={_VALUE_CHAR}*[^A-Za-z\s&;,'\"}}\])]|{_VALUE_CHAR}{{12,}}))"
+            # A quoted value runs to its closing quote, spaces included. SQL placeholders
+            # ($1, %s, %(name)s, :name, ?) are where a value will go, not a value.
+            r"(?P<secret>(?!\[REDACTED\]|\$\d|%s|%\(|:[A-Za-z_]|\?(?:[\s,)]|$))"
+            rf"(?:(?<=['\"])[^'\"\r\n]+|{_VALUE_CHAR}+))"
         ),
     ),
     ("aws_access_key_id", r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA)[A-Z0-9]{16}\b"),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -274,6 +275,8 @@ def check_bounds(row: Declared, value: Any, source: str | None) -> None:
     """The declared bounds of ``row``, for a resolved ``value``."""
     if not isinstance(value, int | float) or isinstance(value, bool):
         return
+    if not math.isfinite(value):
+        raise ConfigError(row.key, f"{value} is not a finite number", source)
     spec = row.spec
     if spec.positive and value <= 0:
         raise ConfigError(row.key, f"{value} must be greater than 0", source)

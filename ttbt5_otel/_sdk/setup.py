@@ -236,6 +236,16 @@ _fork_hook_registered = False
 _agent_instruments = False
 
 
+def _ours_shut_down(previous: Telemetry | None) -> bool:
+    """True when the installed global providers are those of an earlier, shut-down init()."""
+    return (
+        previous is not None
+        and previous.is_shut_down
+        and previous.providers is not None
+        and trace.get_tracer_provider() is previous.providers.tracer_provider
+    )
+
+
 def _foreign_providers_installed() -> bool:
     return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
@@ -384,7 +394,16 @@ def init(**options: Unpack[TelemetryOptions]) -> Telemetry:
         set_cardinality_limit(config.metric_cardinality_limit)
         if _foreign_providers_installed():
             telemetry = Telemetry(config=config, providers=None)
-            _LOG.info("OpenTelemetry providers already installed; ttbt5_otel reuses them")
+            if _ours_shut_down(_current):
+                # OpenTelemetry lets a process set its global providers once: the shut-down
+                # ones stay, and nothing recorded from now on is exported. Say so plainly.
+                _LOG.error(
+                    "ttbt5_otel.init() after shutdown(): OpenTelemetry's global providers can "
+                    "be set only once per process, so telemetry from now on is not exported; "
+                    "shut down only at process exit"
+                )
+            else:
+                _LOG.info("OpenTelemetry providers already installed; ttbt5_otel reuses them")
         else:
             telemetry = _build(config)
             assert telemetry.providers is not None

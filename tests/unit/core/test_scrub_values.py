@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 
@@ -189,3 +190,49 @@ def test_a_long_rendering_is_scrubbed_before_it_is_cut():
     rendered = short_repr(value)
     assert len(rendered) <= MAX_REPR
     assert "Cut9" not in rendered
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a-" * 50_000 + "token:x",
+        "token_" * 20_000 + "=",
+        "a." * 8_000 + "token=",
+        "-----BEGIN PRIVATE KEY-----" + "A" * 100_000,
+        "password" * 20_000,
+    ],
+    ids=["dashed", "repeated-key", "dotted", "open-key-block", "key-words"],
+)
+def test_long_adversarial_strings_take_linear_time(text):
+    """A quadratic rule took minutes on 100 KB of `a-a-...`; linear time takes milliseconds."""
+    started = time.process_time()
+    find_secrets(text)
+    assert time.process_time() - started < 5.0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "postgresql://admin:p@ss@db.example.com/app",
+            "postgresql://[REDACTED]@db.example.com/app",
+        ),
+        ("run --db-password=CLIpw123 now", "run --db-password=[REDACTED] now"),
+        ("SELECT id FROM users WHERE password = $1", None),
+        ("UPDATE t SET token = %s, api_key = %(api_key)s", None),
+        ("DELETE FROM s WHERE session_key = :session_key OR token = ?", None),
+        ("GET session:user:1234:cart", None),
+        ("SET token:abc123 1", None),
+    ],
+)
+def test_edge_forms_are_redacted_and_placeholders_are_not(text, expected):
+    assert Scrubber().whole_text(text, "span.name") == (expected or text)
+
+
+def test_bytes_values_are_scanned_and_stay_bytes():
+    scrubber = Scrubber()
+    assert scrubber.value("payload", b"password=RAWBYTESpw123", "span.attribute") == (
+        b"password=[REDACTED]"
+    )
+    clean = b"\x00\x01 ordinary"
+    assert scrubber.value("payload", clean, "span.attribute") is clean

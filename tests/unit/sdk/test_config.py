@@ -133,3 +133,9 @@ def test_values_of_the_wrong_type_are_not_guessed():
         resolve_config({"sample_ratio": "0.5"}, {})
     assert resolve_config({"protocol": "HTTP/PROTOBUF"}, {}).protocol == "http/protobuf"
     assert resolve_config({}, {"TTBT5_LOG_LEVEL": "debug"}).log_level == "DEBUG"
+
+
+@pytest.mark.parametrize("raw", ["nan", "inf", "-inf"])
+def test_non_finite_numbers_are_refused_naming_the_variable(raw):
+    with pytest.raises(ConfigError, match="TTBT5_SHUTDOWN_TIMEOUT"):
+        resolve_config({}, {"TTBT5_SHUTDOWN_TIMEOUT": raw})

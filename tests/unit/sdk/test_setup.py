@@ -2,6 +2,8 @@
 
 import logging
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -13,6 +15,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
 import ttbt5_otel
+from tests.loopback import clean_env
 from ttbt5_otel import ConfigError
 from ttbt5_otel._core.limits import set_cardinality_limit
 from ttbt5_otel._core.scrub import active_scrubber, configure_scrubber
@@ -338,3 +341,25 @@ def test_flush_and_shutdown_return_at_their_deadline_whatever_the_exporter_does(
         for helper in threading.enumerate():
             if helper.name in ("ttbt5-flush", "ttbt5-shutdown"):
                 helper.join(10)
+
+
+def test_init_after_shutdown_says_nothing_more_is_exported() -> None:
+    """The global providers can be set once: a second init() says so instead of pretending."""
+    source = (
+        "import ttbt5_otel\n"
+        "options = dict(service_name='s', exporter='none', instrument=['none'],\n"
+        "               runtime_metrics=False)\n"
+        "ttbt5_otel.init(**options)\n"
+        "ttbt5_otel.shutdown()\n"
+        "ttbt5_otel.init(**options)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", source],
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "init() after shutdown()" in result.stderr
+    assert "not exported" in result.stderr
