@@ -53,6 +53,9 @@ DEFAULT_SECRET_PATTERNS: Final[tuple[str, ...]] = (
     "set-cookie",
     "x-api-key",
     "access_key",
+    "subscription-key",
+    "subscription_key",
+    "functions-key",
 )
 # Short words that are secrets only as a whole name segment: `pw`, `db.pass`, `arg.pin`;
 # as substrings they would match `upward`, `compass`, `spinner`.
