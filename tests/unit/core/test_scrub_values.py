@@ -11,7 +11,13 @@ from tests.secret_corpus import BENIGN, SECRETS
 from ttbt5_otel import ScrubAction, ScrubMatch
 from ttbt5_otel._core.attributes import MAX_REPR, short_repr
 from ttbt5_otel._core.guard import own_logger
-from ttbt5_otel._core.scrub import DROPPED, REDACTED, Scrubber, scrub_message
+from ttbt5_otel._core.scrub import (
+    DROPPED,
+    REDACTED,
+    Scrubber,
+    configure_scrubber,
+    scrub_message,
+)
 from ttbt5_otel._core.secret_values import find_secrets
 
 
@@ -236,3 +242,74 @@ def test_bytes_values_are_scanned_and_stay_bytes():
     )
     clean = b"\x00\x01 ordinary"
     assert scrubber.value("payload", clean, "span.attribute") is clean
+
+
+def test_configure_installs_value_rules_and_the_callback():
+    seen: list[ScrubMatch] = []
+    try:
+        assert configure_scrubber().values is True
+        assert configure_scrubber(values=False).text("password=abc123", "x") == "password=abc123"
+        scrubber = configure_scrubber(callback=lambda m: seen.append(m) or ScrubAction.KEEP)
+        assert scrubber.text("password=abc123", "log.body") == "password=abc123"
+        assert [m.rule for m in seen] == ["key_value"]
+    finally:
+        configure_scrubber()
+
+
+def test_name_matches_reach_the_callback_with_the_value_shown():
+    seen: list[ScrubMatch] = []
+
+    def keep(match: ScrubMatch) -> ScrubAction:
+        seen.append(match)
+        return ScrubAction.KEEP
+
+    scrubber = Scrubber(callback=keep)
+    assert scrubber.value("card.pin", 1234, "span.attribute") == 1234
+    assert scrubber.value("password", "hunter2", "log.attribute") == "hunter2"
+    assert [(m.key, m.value, m.matched, m.location) for m in seen] == [
+        ("card.pin", "1234", "1234", "span.attribute"),
+        ("password", "hunter2", "hunter2", "log.attribute"),
+    ]
+
+
+def test_a_failing_callback_is_reported_once_by_its_type_only(monkeypatch, caplog):
+    monkeypatch.setenv("TTBT5_STRICT_INTERNAL", "0")
+
+    def broken(match: ScrubMatch) -> ScrubAction:
+        raise KeyError(match.matched)
+
+    scrubber = Scrubber(callback=broken)
+    with caplog.at_level(logging.WARNING, logger="ttbt5_otel"):
+        scrubber.text("password=abc123", "log.body")
+        scrubber.text("token=abc456", "log.body")
+    messages = [r.getMessage() for r in caplog.records if "scrub callback" in r.getMessage()]
+    assert messages == ["ttbt5_otel scrub callback raised KeyError; its matches are redacted"]
+
+
+def test_bytes_and_sequences_tell_the_callback_where_they_were():
+    seen: list[tuple[str | None, str]] = []
+
+    def record(match: ScrubMatch) -> ScrubAction:
+        seen.append((match.key, match.location))
+        return ScrubAction.REDACT
+
+    scrubber = Scrubber(callback=record)
+    assert scrubber.value("raw", b"\xff password=abc123", "span.attribute") == (
+        b"\xef\xbf\xbd password=[REDACTED]"
+    )
+    assert scrubber.value("hosts", ["ok", "token=abc123"], "log.attribute") == [
+        "ok",
+        "token=[REDACTED]",
+    ]
+    assert seen == [("raw", "span.attribute"), ("hosts", "log.attribute")]
+    dropping = Scrubber(callback=lambda match: ScrubAction.DROP)
+    assert dropping.value("raw", b"password=abc123", "span.attribute") is DROPPED
+    assert dropping.value("hosts", ("ok", "token=abc123"), "span.attribute") == ("ok",)
+
+
+def test_name_checks_of_a_mapping_and_short_segments_follow_the_patterns():
+    scrubber = Scrubber()
+    assert scrubber.needs_scrub({"user": "bob", "Password": "x"})
+    assert not scrubber.needs_scrub({"user": "bob"})
+    assert scrubber.is_secret("DB.PASS")
+    assert not Scrubber([]).is_secret("db.pw")
