@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.redis_support import RedisServer, running_redis
+from tests.stores import jaeger, victorialogs  # noqa: F401 - fixtures, registered by import
 
 
 @pytest.fixture
