@@ -1,7 +1,8 @@
 """The ``ttbt5-otel`` command.
 
 Exit codes: 0 success; 1 the check or operation failed (collector not reachable, stack not
-started or not healthy); 2 usage or configuration error.
+started or not healthy, trace not found); 2 usage or configuration error, and for ``traces``
+and ``trace`` a trace or log store that cannot be asked.
 
 Each subcommand is registered by one ``_add_*`` function listed in ``_COMMANDS``; a new
 subcommand is one more function there.
@@ -19,6 +20,24 @@ from typing import TYPE_CHECKING, Final, TypeAlias
 
 from ttbt5_otel._cli.doctor import describe_config, send_test_span
 from ttbt5_otel._cli.stack import default_state_dir, down, status, up
+from ttbt5_otel._cli.trace_render import summary_line, trace_lines
+from ttbt5_otel._cli.trace_view import (
+    DEFAULT_JAEGER_URL,
+    DEFAULT_LOGS_URL,
+    DEFAULT_TIMEOUT,
+    JAEGER_ENV,
+    LOG_LIMIT,
+    LOGS_ENV,
+    StoreError,
+    TraceNotFoundError,
+    base_url,
+    fetch_logs,
+    fetch_trace,
+    list_services,
+    normalise_trace_id,
+    parse_since,
+    search_traces,
+)
 from ttbt5_otel._core.scrub import scrub_message
 from ttbt5_otel._exceptions import ConfigError, StackError
 from ttbt5_otel._sdk.checks import mask_url
@@ -221,7 +240,167 @@ def _add_demo(subparsers: _Subparsers) -> None:
     parser.set_defaults(handler=_demo)
 
 
-_COMMANDS: Final[tuple[Callable[[_Subparsers], None], ...]] = (_add_doctor, _add_stack, _add_demo)
+# --- traces and trace
+
+
+def _store_url(flag: str | None, env_var: str, default: str) -> str:
+    """The flag's URL, else the variable's, else ``default``; ValueError naming a bad one."""
+    value = flag or os.environ.get(env_var) or default
+    try:
+        return base_url(value)
+    except ValueError as exc:
+        source = "the flag" if flag else env_var if os.environ.get(env_var) else "the default"
+        raise ValueError(f"{exc} (from {source})") from None
+
+
+def _traces(args: argparse.Namespace) -> int:
+    try:
+        jaeger = _store_url(args.jaeger_url, JAEGER_ENV, DEFAULT_JAEGER_URL)
+    except ValueError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    try:
+        services = [args.service] if args.service else list_services(jaeger, args.timeout)
+        if not services:
+            _say(f"Jaeger at {mask_url(jaeger)} has no traces of any service yet")
+            return EXIT_OK
+        found = search_traces(
+            jaeger,
+            services=services,
+            since_s=parse_since(args.since),
+            limit=args.limit,
+            errors_only=args.errors,
+            timeout=args.timeout,
+        )
+    except StoreError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    for summary in found:
+        _say(summary_line(summary))
+    if not found:
+        which = "traces with errors" if args.errors else "traces"
+        of = args.service or ", ".join(services)
+        _say(f"no {which} of {of} started in the last {args.since}")
+    return EXIT_OK
+
+
+def _trace(args: argparse.Namespace) -> int:
+    try:
+        trace_id = normalise_trace_id(args.id)
+        jaeger = _store_url(args.jaeger_url, JAEGER_ENV, DEFAULT_JAEGER_URL)
+        logs_url = _store_url(args.logs_url, LOGS_ENV, DEFAULT_LOGS_URL)
+    except ValueError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    try:
+        trace = fetch_trace(jaeger, trace_id, args.timeout)
+    except TraceNotFoundError:
+        _err(f"trace {trace_id} not found in Jaeger at {mask_url(jaeger)}")
+        return EXIT_FAILED
+    except StoreError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    logs, failure = [], None
+    if not args.no_logs:
+        try:
+            logs = fetch_logs(logs_url, trace, LOG_LIMIT, args.timeout)
+        except StoreError as exc:
+            # The spans are worth showing without their logs; the exit code still says.
+            failure = f"{exc} (the trace is shown without its logs; --no-logs skips them)"
+    for line in trace_lines(trace, logs, LOG_LIMIT if len(logs) >= LOG_LIMIT else None):
+        _say(line)
+    if failure:
+        _err(failure)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+def _since(value: str) -> str:
+    # Checked here, converted by the handler, which also quotes it as typed.
+    try:
+        parse_since(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return value.strip()
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r} must be positive")
+    return number
+
+
+def _store_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--jaeger-url",
+        metavar="URL",
+        help=f"Jaeger's query API (default: ${JAEGER_ENV} or {DEFAULT_JAEGER_URL})",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=DEFAULT_TIMEOUT,
+        help=f"seconds to wait for each answer (default: {DEFAULT_TIMEOUT:g})",
+    )
+
+
+def _add_traces(subparsers: _Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "traces",
+        help="list recent traces from Jaeger, one line each",
+        description="One line per trace, newest first: start (UTC), trace id, root span "
+        "(service), duration, span and error counts, and the first exception. Without "
+        "--service every service Jaeger knows is searched.",
+    )
+    parser.add_argument("--service", help="only traces of this service.name")
+    parser.add_argument(
+        "--errors", action="store_true", help="only traces with a span whose status is ERROR"
+    )
+    parser.add_argument(
+        "--since",
+        type=_since,
+        default="1h",
+        help="how far back traces may start: 30s, 10m, 2h, 1d (default: 1h)",
+    )
+    parser.add_argument(
+        "--limit", type=_positive_int, default=20, help="at most this many traces (default: 20)"
+    )
+    _store_options(parser)
+    parser.set_defaults(handler=_traces)
+
+
+def _add_trace(subparsers: _Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "trace",
+        help="show one trace as a tree of spans with their exceptions and log records",
+        description="Fetch the trace from Jaeger and its log records from VictoriaLogs; "
+        "print the spans as a tree (children under parents, by start time) with each span's "
+        "exceptions and log records. Exit 1 when Jaeger does not know the trace.",
+    )
+    parser.add_argument("id", metavar="ID", help="trace id: 1 to 32 hexadecimal digits")
+    _store_options(parser)
+    parser.add_argument(
+        "--logs-url",
+        metavar="URL",
+        help=f"VictoriaLogs (default: ${LOGS_ENV} or {DEFAULT_LOGS_URL})",
+    )
+    parser.add_argument(
+        "--no-logs", action="store_true", help="show the spans only; do not ask VictoriaLogs"
+    )
+    parser.set_defaults(handler=_trace)
+
+
+_COMMANDS: Final[tuple[Callable[[_Subparsers], None], ...]] = (
+    _add_doctor,
+    _add_stack,
+    _add_demo,
+    _add_traces,
+    _add_trace,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
