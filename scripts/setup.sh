@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepare a fresh Debian machine for ttbt5-otel: system packages, a virtualenv with the
-# package and its development extras, and the collector distribution.
+# package and its development extras, the collector distribution and the trace and log
+# stores (Jaeger, VictoriaLogs).
 #
 #   bash scripts/setup.sh
 #
@@ -36,4 +37,5 @@ fi
 .venv/bin/python -m pip install -q -e ".[dev,redis,disk,yaml]"
 
 bash collector/build.sh >/dev/null
-echo "setup done: $(.venv/bin/python --version), collector at collector/_build/ttbt5-otelcol" >&2
+bash collector/stores/build.sh >/dev/null
+echo "setup done: $(.venv/bin/python --version), collector, Jaeger and VictoriaLogs in collector/_build/" >&2

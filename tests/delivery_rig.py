@@ -20,7 +20,7 @@ from tests.paths import REPO
 
 SENDER = REPO / "tests" / "integration" / "apps" / "steady_sender.py"
 BINARY = REPO / "collector" / "_build" / "ttbt5-otelcol"
-OVERLAYS = ["otel-collector.yaml", "collector/backend-traces.yaml", "collector/backend-logs.yaml"]
+OVERLAYS = ["otel-collector.yaml"]
 BATCH = 512  # the SDK's max_export_batch_size
 COUNTED_LOSS = ("dropped_queue_full", "dropped_timeout", "dropped_already_shutdown")
 

@@ -39,6 +39,14 @@ ALERTS_FILE = "ttbt5-alerts.yml"
 # The one place the runbook links are built from; --runbook-base overrides it.
 RUNBOOK_BASE = "https://github.com/ttbt5/ttbt5-otel/blob/main/docs/runbooks.md"
 
+# Where alert links to the evidence lead: the Jaeger query service (API and, in builds with
+# one, its UI) and VictoriaLogs. --jaeger-url and --victorialogs-url override them.
+JAEGER_URL = "http://127.0.0.1:16686"
+VICTORIALOGS_URL = "http://127.0.0.1:9428"
+# How far before the evaluation the evidence links look: the rate window and the longest
+# for: of the service alerts, with room to spare.
+EVIDENCE_LOOKBACK = 3600
+
 # Rate window of every recording rule and alert (the "over 5 minutes" of the alerts).
 WINDOW = "5m"
 
@@ -105,6 +113,8 @@ class Settings:
     interval: str | None = None
     window: str = WINDOW
     runbook_base: str = RUNBOOK_BASE
+    jaeger_url: str = JAEGER_URL
+    victorialogs_url: str = VICTORIALOGS_URL
 
     def for_duration(self, alert: Alert) -> str:
         """The ``for:`` of ``alert`` in this rendering."""
@@ -707,19 +717,62 @@ def recording_rules(settings: Settings) -> dict[str, Any]:
     return {"groups": [_group("ttbt5-instance", rules, settings)]}
 
 
+def _window_query(offset: int) -> str:
+    """A template query for the evaluation time plus ``offset`` seconds (may be negative)."""
+    return f"time() + {offset}" if offset >= 0 else f"time() - {-offset}"
+
+
+def evidence_links(settings: Settings) -> dict[str, str]:
+    """Annotations linking an alert of one service to its error traces and ERROR logs.
+
+    Templated from the alert's ``service_name`` label and the evaluation time (a template
+    ``query`` of ``time()``; Prometheus re-renders annotations at every evaluation, so a
+    firing alert's links keep covering its latest window). ``*_api_url`` answer JSON for
+    scripts and ``ttbt5-otel``; the others open the stores' web UIs.
+    """
+    service = "{{ $labels.service_name | urlquery }}"
+    start = f'{{{{ with query "{_window_query(-EVIDENCE_LOOKBACK)}" }}}}'
+    end = f'{{{{ with query "{_window_query(300)}" }}}}'
+    seconds = '{{ . | first | value | printf "%.0f" }}{{ end }}'
+    micros = '{{ . | first | value | printf "%.0f" }}000000{{ end }}'
+    # Jaeger marks spans with an ERROR status with the tag error=true.
+    traces_query = (
+        f"service={service}&tags=%7B%22error%22%3A%22true%22%7D"
+        f"&start={start}{micros}&end={end}{micros}&limit=20"
+    )
+    # LogsQL: this service's records at ERROR severity or above, in the window.
+    logs_query = (
+        f"%22service.name%22%3A%22{service}%22%20severity_number%3A%3E%3D17"
+        f"%20_time%3A%5B{start}{seconds}%2C{end}{seconds}%5D"
+    )
+    jaeger = settings.jaeger_url.rstrip("/")
+    logs = settings.victorialogs_url.rstrip("/")
+    return {
+        "traces_url": f"{jaeger}/search?{traces_query}&lookback=custom",
+        "traces_api_url": f"{jaeger}/api/traces?{traces_query}",
+        "logs_url": f"{logs}/select/vmui/#/?query={logs_query}",
+        "logs_api_url": f"{logs}/select/logsql/query?query={logs_query}&limit=100",
+    }
+
+
 def alert_rule(alert: Alert, settings: Settings) -> dict[str, Any]:
-    """One alert as a rule mapping."""
+    """One alert as a rule mapping; alerts of a service link to its evidence."""
     params = settings.params(alert)
+    expr = _expr(alert.expr, params)
+    annotations = {
+        "summary": fill(alert.summary, params),
+        "description": fill(alert.description, params),
+        "runbook_url": f"{settings.runbook_base}#{alert.anchor}",
+    }
+    # An alert that names a service (all but the collector's own) links to its evidence.
+    if "$labels.service_name" in alert.summary:
+        annotations.update(evidence_links(settings))
     return {
         "alert": alert.name,
-        "expr": _expr(alert.expr, params),
+        "expr": expr,
         "for": settings.for_duration(alert),
         "labels": {"severity": alert.severity},
-        "annotations": {
-            "summary": fill(alert.summary, params),
-            "description": fill(alert.description, params),
-            "runbook_url": f"{settings.runbook_base}#{alert.anchor}",
-        },
+        "annotations": annotations,
     }
 
 
@@ -829,6 +882,10 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--window", type=_duration, help="rate window instead of 5m, e.g. 30s")
     parser.add_argument("--runbook-base", default=RUNBOOK_BASE, help="URL of docs/runbooks.md")
+    parser.add_argument("--jaeger-url", default=JAEGER_URL, help="base URL of the Jaeger query")
+    parser.add_argument(
+        "--victorialogs-url", default=VICTORIALOGS_URL, help="base URL of VictoriaLogs"
+    )
     arguments = parser.parse_args(argv)
     if arguments.for_scale is not None and arguments.for_scale < 0:
         parser.error("--for-scale must not be negative")
@@ -844,6 +901,8 @@ def main(argv: list[str] | None = None) -> int:
         interval=arguments.interval or ("1s" if fast else None),
         window=arguments.window or ("30s" if fast else WINDOW),
         runbook_base=arguments.runbook_base,
+        jaeger_url=arguments.jaeger_url,
+        victorialogs_url=arguments.victorialogs_url,
     )
     if arguments.table:
         sys.stdout.write(thresholds_table(settings))

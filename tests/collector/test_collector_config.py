@@ -33,8 +33,7 @@ if TYPE_CHECKING:
 from tests.paths import REPO
 
 CONFIG = REPO / "otel-collector.yaml"
-BACKEND_TRACES = REPO / "collector" / "backend-traces.yaml"
-BACKEND_LOGS = REPO / "collector" / "backend-logs.yaml"
+DEBUG_OVERLAY = REPO / "collector" / "debug.yaml"
 PROMETHEUS_DIR = REPO / "dashboards" / "prometheus"
 ALERTMANAGER_CONFIG = REPO / "dashboards" / "alertmanager" / "alertmanager.yml"
 
@@ -45,7 +44,9 @@ DATA_TIMEOUT = 30.0
 
 # Variables the configs read; cleared so that the caller's shell cannot change
 # what is being tested.
-_CONFIG_VARIABLE = re.compile(r"^TTBT5_(COLLECTOR_|TRACES_BACKEND_|LOGS_BACKEND_|ENVIRONMENT$)")
+_CONFIG_VARIABLE = re.compile(
+    r"^TTBT5_(COLLECTOR_|TRACES_BACKEND_|LOGS_BACKEND_|TRACE_SAMPLING_|ENVIRONMENT$)"
+)
 
 
 # --- helpers
@@ -269,6 +270,11 @@ def _start_collector(
     tmp_path: Path, name: str, configs: list[Path], **env: str
 ) -> Iterator[Collector]:
     ports = {k: free_port() for k in ("grpc", "http", "prometheus", "telemetry", "health")}
+    # Stores at loopback ports where nothing listens, unless the test names its own.
+    stores = {
+        "TTBT5_TRACES_BACKEND_ENDPOINT": f"127.0.0.1:{free_port()}",
+        "TTBT5_LOGS_BACKEND_ENDPOINT": f"http://127.0.0.1:{free_port()}",
+    }
     environment = _clean_env(
         TTBT5_COLLECTOR_HOST="127.0.0.1",
         TTBT5_COLLECTOR_OTLP_GRPC_PORT=str(ports["grpc"]),
@@ -277,8 +283,9 @@ def _start_collector(
         TTBT5_COLLECTOR_TELEMETRY_PORT=str(ports["telemetry"]),
         TTBT5_COLLECTOR_HEALTH_PORT=str(ports["health"]),
         TTBT5_COLLECTOR_SPAN_METRICS_FLUSH_INTERVAL="1s",
+        TTBT5_COLLECTOR_QUEUE_DIR=str(tmp_path / f"{name}-queue"),
         TTBT5_ENVIRONMENT=ENVIRONMENT,
-        **env,
+        **{**stores, **env},
     )
     args = [str(_collector_binary())]
     for config in configs:
@@ -315,7 +322,7 @@ def _start_collector(
 @pytest.fixture
 def collector(tmp_path: Path) -> Iterator[Collector]:
     yield from _start_collector(
-        tmp_path, "collector", [CONFIG], TTBT5_COLLECTOR_DEBUG_VERBOSITY="detailed"
+        tmp_path, "collector", [CONFIG, DEBUG_OVERLAY], TTBT5_COLLECTOR_DEBUG_VERBOSITY="detailed"
     )
 
 
@@ -335,42 +342,24 @@ def test_binary_validates_the_collector_config() -> None:
     assert result.returncode == 0, result.stderr
 
 
-def test_backend_overlays_validate_only_with_their_endpoints() -> None:
-    """Each overlay validates when its endpoint is set and refuses to start without it."""
-    binary = str(_collector_binary())
-    overlays = [
-        "--config",
-        str(CONFIG),
-        "--config",
-        str(BACKEND_TRACES),
-        "--config",
-        str(BACKEND_LOGS),
-    ]
-    with_endpoints = _clean_env(
-        TTBT5_TRACES_BACKEND_ENDPOINT="127.0.0.1:14317",
-        TTBT5_LOGS_BACKEND_ENDPOINT="http://127.0.0.1:14318",
-    )
-    ok = subprocess.run(
-        [binary, "validate", *overlays],
-        capture_output=True,
-        text=True,
-        env=with_endpoints,
-        timeout=60,
-        check=False,
-    )
-    assert ok.returncode == 0, ok.stderr
-
-    missing = subprocess.run(
-        [binary, "validate", *overlays],
+def test_debug_overlay_validates() -> None:
+    """The debug overlay adds the debug exporter to the pipelines of the base config."""
+    result = subprocess.run(
+        [
+            str(_collector_binary()),
+            "validate",
+            "--config",
+            str(CONFIG),
+            "--config",
+            str(DEBUG_OVERLAY),
+        ],
         capture_output=True,
         text=True,
         env=_clean_env(),
         timeout=60,
         check=False,
     )
-    assert missing.returncode != 0
-    assert "otlp_grpc/traces" in missing.stderr, missing.stderr
-    assert "otlp_http/logs" in missing.stderr, missing.stderr
+    assert result.returncode == 0, result.stderr
 
 
 def test_otlp_metrics_and_spans_reach_prometheus_with_the_documented_names(
@@ -462,18 +451,18 @@ def test_collector_self_metrics_use_stock_names(collector: Collector) -> None:
     assert _series(text, "otelcol_process_uptime"), text
 
 
-def test_backend_overlays_forward_traces_and_logs(tmp_path: Path) -> None:
-    """With both overlays, traces and logs leave through OTLP to the configured backend."""
-    backend_gen = _start_collector(tmp_path, "backend", [CONFIG])
+def test_traces_and_logs_leave_for_the_configured_stores(tmp_path: Path) -> None:
+    """Traces and logs leave through OTLP to the stores the variables name."""
+    backend_gen = _start_collector(tmp_path, "backend", [CONFIG, DEBUG_OVERLAY])
     backend = next(backend_gen)
     try:
         sidecar_gen = _start_collector(
             tmp_path,
             "sidecar",
-            [CONFIG, BACKEND_TRACES, BACKEND_LOGS],
+            [CONFIG],
             TTBT5_TRACES_BACKEND_ENDPOINT=f"127.0.0.1:{backend.ports['grpc']}",
-            TTBT5_TRACES_BACKEND_INSECURE="true",
             TTBT5_LOGS_BACKEND_ENDPOINT=backend.url("http"),
+            TTBT5_TRACE_SAMPLING_DECISION_WAIT="1s",
         )
         sidecar = next(sidecar_gen)
         try:
@@ -500,7 +489,7 @@ def test_backend_overlays_forward_traces_and_logs(tmp_path: Path) -> None:
                 return "ok" if '"log records": 1' in backend.log_text() else None
 
             _wait_for("the forwarded log record", forwarded_log, DATA_TIMEOUT, backend.diagnostics)
-            # The sidecar printed nothing itself: the overlays replaced its debug exporter.
+            # The sidecar printed nothing itself: the debug exporter is off by default.
             assert '"log records"' not in sidecar.log_text()
         finally:
             sidecar_gen.close()

@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import urllib.request
 from pathlib import Path
 from types import ModuleType
@@ -19,6 +20,7 @@ from types import ModuleType
 import pytest
 import yaml
 
+from tests.loopback import free_port
 from tests.paths import REPO
 
 PROMETHEUS_DIR = REPO / "dashboards" / "prometheus"
@@ -96,9 +98,14 @@ def fast_prometheus_config(
 
 def collector_environment(ports: dict[str, int], **extra: str) -> dict[str, str]:
     """This environment plus the collector's ports (grpc, http, prom_exporter, telemetry,
-    health) and a one-second span-metrics flush."""
+    health), a one-second span-metrics flush, a queue directory of its own and trace and
+    log stores at a loopback port where nothing listens (a test that wants them passes
+    ``TTBT5_TRACES_BACKEND_ENDPOINT`` / ``TTBT5_LOGS_BACKEND_ENDPOINT``)."""
     return {
         **os.environ,
+        "TTBT5_COLLECTOR_QUEUE_DIR": tempfile.mkdtemp(prefix="ttbt5-collector-queue-"),
+        "TTBT5_TRACES_BACKEND_ENDPOINT": f"127.0.0.1:{free_port()}",
+        "TTBT5_LOGS_BACKEND_ENDPOINT": f"http://127.0.0.1:{free_port()}",
         "TTBT5_COLLECTOR_OTLP_GRPC_PORT": str(ports["grpc"]),
         "TTBT5_COLLECTOR_OTLP_HTTP_PORT": str(ports["http"]),
         "TTBT5_COLLECTOR_PROMETHEUS_PORT": str(ports["prom_exporter"]),

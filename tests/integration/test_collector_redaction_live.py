@@ -199,7 +199,11 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     try:
         start(
             "collector",
-            [str(COLLECTOR), f"--config={REPO / 'otel-collector.yaml'}"],
+            [
+                str(COLLECTOR),
+                f"--config={REPO / 'otel-collector.yaml'}",
+                f"--config={REPO / 'collector' / 'debug.yaml'}",
+            ],
             collector_environment(
                 ports,
                 TTBT5_COLLECTOR_HOST="127.0.0.1",

@@ -77,7 +77,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     collector_command = [
         str(COLLECTOR),
         f"--config={REPO / 'otel-collector.yaml'}",
-        f"--config={REPO / 'collector' / 'backend-logs.yaml'}",
         f"--config={work / 'drill.yaml'}",
     ]
     prometheus_command = [

@@ -52,6 +52,24 @@ def describe_config(config: TelemetryConfig, environ: Mapping[str, str]) -> list
     return lines
 
 
+def sampling_warning(config: TelemetryConfig) -> str | None:
+    """What a head-sampling ratio below 1 does to the span metrics, or None at 1.
+
+    The collector computes request, error and duration metrics from the spans it receives;
+    spans dropped in the process never reach it, so every rate shrinks by the ratio.
+    """
+    ratio = config.sample_ratio
+    if ratio >= 1.0:
+        return None
+    return (
+        f"WARNING: sample_ratio={ratio:g} drops {1 - ratio:.0%} of new traces in this "
+        f"process, before the collector sees them: the span-metric request and error rates "
+        f"(and the dashboards and alerts built on them) read {ratio:.0%} of the true values. "
+        "Keep sample_ratio at 1 and set TTBT5_TRACE_SAMPLING_PERCENT on the collector, "
+        "which samples only what it stores, after computing the span metrics."
+    )
+
+
 def _line(name: str, value: object, source: str | None) -> str:
     suffix = f"  (from {source})" if source else ""
     return f"  {name:<{_NAME_WIDTH}} = {value!r}{suffix}"

@@ -1,4 +1,4 @@
-"""Local stack without Docker: collector, Prometheus, Alertmanager and optionally Redis.
+"""Local stack without Docker: the stores, collector, Prometheus, Alertmanager, and Redis.
 
 Everything listens on 127.0.0.1 with the ports the repository's configs pin (Prometheus
 scrapes the collector on 8888/8889 and alerts to 9093). Each started process is recorded in
@@ -24,7 +24,6 @@ import json
 import os
 import secrets
 import shlex
-import shutil
 import signal
 import time
 from collections.abc import Callable, Mapping
@@ -45,13 +44,20 @@ from ttbt5_otel._cli.processes import (
     spawn_detached,
     stop,
 )
+from ttbt5_otel._cli.stack_parts import (
+    BUILD_DIR,
+    HOST,
+    JAEGER_OTLP_GRPC_PORT,
+    VICTORIALOGS_PORT,
+    Component,
+    config_file,
+    find_binary,
+    log_store,
+    trace_store,
+)
 from ttbt5_otel._exceptions import StackError
 
-# The configs ship inside the package (in a source checkout these are links to the
-# repository's own files), so `stack up` works from an installed wheel as well.
-STACK_FILES: Final = Path(__file__).resolve().parent / "stack_files"
-# Where `bash collector/build.sh` puts the collector in a source checkout.
-SOURCE_BUILD: Final = Path(__file__).resolve().parents[2] / "collector" / "_build" / "ttbt5-otelcol"
+SOURCE_BUILD: Final = BUILD_DIR / "ttbt5-otelcol"
 COLLECTOR_HINT: Final = (
     "build it from a source checkout with `bash collector/build.sh`, or point "
     "TTBT5_COLLECTOR_BIN at a ttbt5-otelcol binary"
@@ -61,7 +67,7 @@ REDIS_PASSWORD_FILE: Final = "redis.password"  # noqa: S105 - a file name, not a
 REDIS_CONFIG_FILE: Final = "redis.conf"
 REDIS_PORT: Final = 6379
 LIFECYCLE_ENV: Final = "TTBT5_PROMETHEUS_LIFECYCLE"
-HOST: Final = "127.0.0.1"
+SAMPLING_ENV: Final = "TTBT5_TRACE_SAMPLING_PERCENT"
 INSTALL_HINT: Final = "apt-get install prometheus prometheus-alertmanager redis-server"
 _COLLECTOR_PORTS: Final = {
     "OTLP_GRPC": 4317,
@@ -70,21 +76,6 @@ _COLLECTOR_PORTS: Final = {
     "TELEMETRY": 8888,
     "HEALTH": 13133,
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Component:
-    """How to start one part of the stack and how to tell that it is ready."""
-
-    name: str
-    argv: tuple[str, ...]
-    ports: tuple[int, ...]
-    ready: str
-    """Readiness probe: an http:// URL answering 200, or redis://host:port answering PING."""
-    urls: Mapping[str, str]
-    env: Mapping[str, str]
-    prepare: Callable[[], None] | None = None
-    """Writes the files the component needs before it starts (Redis: its private config)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,31 +114,11 @@ def default_state_dir() -> Path:
     return Path(os.environ.get("TTBT5_STACK_DIR") or ".ttbt5-stack").absolute()
 
 
-def _binary(env_var: str, candidates: tuple[str, ...], hint: str) -> str:
-    configured = os.environ.get(env_var)
-    if configured:
-        if os.path.isfile(configured) and os.access(configured, os.X_OK):  # noqa: PTH113
-            return str(Path(configured).absolute())
-        raise StackError(f"{env_var}={configured} is not an executable file; {hint}")
-    for name in candidates:
-        found = shutil.which(name)
-        if found:
-            return found
-    raise StackError(f"{' or '.join(candidates)} not found on PATH: {hint} (or set {env_var})")
-
-
 def _collector_binary() -> str:
     """``TTBT5_COLLECTOR_BIN``, else a source checkout's build, else ``ttbt5-otelcol`` on PATH."""
     if os.environ.get("TTBT5_COLLECTOR_BIN") or not SOURCE_BUILD.is_file():
-        return _binary("TTBT5_COLLECTOR_BIN", ("ttbt5-otelcol",), COLLECTOR_HINT)
+        return find_binary("TTBT5_COLLECTOR_BIN", ("ttbt5-otelcol",), COLLECTOR_HINT)
     return str(SOURCE_BUILD)
-
-
-def _config(relative: str) -> str:
-    path = STACK_FILES / relative
-    if not path.is_file():
-        raise StackError(f"{path} is missing: this installation of ttbt5-otel is incomplete")
-    return str(path)
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -230,6 +201,17 @@ def _write_redis_config(state_dir: Path) -> None:
     _write_private(state_dir / REDIS_CONFIG_FILE, "\n".join(lines) + "\n")
 
 
+def _sampling_overlay() -> tuple[str, ...]:
+    """The tail-sampling overlay's arguments when ``TTBT5_TRACE_SAMPLING_PERCENT`` is set.
+
+    Without it every trace goes straight to the store's persistent queue; with it, traces
+    wait in the collector's memory for the sampling decision.
+    """
+    if not os.environ.get(SAMPLING_ENV, "").strip():
+        return ()
+    return ("--config", config_file("tail-sampling.yaml"))
+
+
 def lifecycle_requested() -> bool:
     """True when ``TTBT5_PROMETHEUS_LIFECYCLE`` asks for Prometheus's lifecycle API."""
     return os.environ.get(LIFECYCLE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
@@ -249,11 +231,25 @@ def components(
     collector_env = {**os.environ, "TTBT5_COLLECTOR_HOST": HOST}
     for key, port in _COLLECTOR_PORTS.items():
         collector_env[f"TTBT5_COLLECTOR_{key}_PORT"] = str(port)
+    collector_env.update(
+        TTBT5_COLLECTOR_QUEUE_DIR=str(state_dir / "collector" / "queue"),
+        TTBT5_TRACES_BACKEND_ENDPOINT=f"{HOST}:{JAEGER_OTLP_GRPC_PORT}",
+        TTBT5_TRACES_BACKEND_INSECURE="true",
+        TTBT5_LOGS_BACKEND_ENDPOINT=f"http://{HOST}:{VICTORIALOGS_PORT}/insert/opentelemetry",
+    )
     base = f"http://{HOST}"
     found = [
+        # The stores first: the collector's exporters find them up from its start.
+        trace_store(os.environ),
+        log_store(state_dir, os.environ),
         Component(
             "collector",
-            (_collector_binary(), "--config", _config("otel-collector.yaml")),
+            (
+                _collector_binary(),
+                "--config",
+                config_file("otel-collector.yaml"),
+                *_sampling_overlay(),
+            ),
             tuple(_COLLECTOR_PORTS.values()),
             f"{base}:13133/",
             {
@@ -268,11 +264,14 @@ def components(
         Component(
             "prometheus",
             (
-                _binary("TTBT5_PROMETHEUS_BIN", ("prometheus",), apt),
+                find_binary("TTBT5_PROMETHEUS_BIN", ("prometheus",), apt),
                 # Rule file paths in the config resolve against the config file's directory.
-                f"--config.file={_config('prometheus/prometheus.yml')}",
+                f"--config.file={config_file('prometheus/prometheus.yml')}",
                 f"--storage.tsdb.path={state_dir / 'prometheus'}",
                 f"--web.listen-address={HOST}:9090",
+                # Keeps the trace ids that the collector's OpenMetrics page attaches to
+                # histogram buckets, for /api/v1/query_exemplars and Grafana.
+                "--enable-feature=exemplar-storage",
                 *(("--web.enable-lifecycle",) if prometheus_lifecycle else ()),
             ),
             (9090,),
@@ -283,8 +282,10 @@ def components(
         Component(
             "alertmanager",
             (
-                _binary("TTBT5_ALERTMANAGER_BIN", ("prometheus-alertmanager", "alertmanager"), apt),
-                f"--config.file={_config('alertmanager/alertmanager.yml')}",
+                find_binary(
+                    "TTBT5_ALERTMANAGER_BIN", ("prometheus-alertmanager", "alertmanager"), apt
+                ),
+                f"--config.file={config_file('alertmanager/alertmanager.yml')}",
                 f"--storage.path={state_dir / 'alertmanager'}",
                 f"--web.listen-address={HOST}:9093",
                 # An empty address disables clustering (and its port 9094).
@@ -303,7 +304,7 @@ def components(
                 "redis",
                 # Everything, the password included, comes from the generated config file.
                 (
-                    _binary("TTBT5_REDIS_BIN", ("redis-server",), apt),
+                    find_binary("TTBT5_REDIS_BIN", ("redis-server",), apt),
                     str(state_dir / REDIS_CONFIG_FILE),
                 ),
                 (REDIS_PORT,),

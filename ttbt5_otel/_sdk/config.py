@@ -108,7 +108,10 @@ class TelemetryConfig:
     )
     sample_ratio: float = option(
         1.0,
-        doc="parent-based ratio sampling of new traces, 0..1",
+        doc=(
+            "parent-based ratio sampling of new traces, 0..1; below 1 the span-metric rates "
+            "shrink by the same ratio (sample in the collector instead)"
+        ),
         env=("TTBT5_SAMPLE_RATIO", "OTEL_TRACES_SAMPLER_ARG"),
         minimum=0.0,
         maximum=1.0,

@@ -50,7 +50,7 @@ def mode(path: Path) -> int:
 @pytest.fixture
 def binaries(monkeypatch: pytest.MonkeyPatch) -> None:
     """Any executable will do: components() only names the binaries, it starts nothing."""
-    for name in ("COLLECTOR", "PROMETHEUS", "ALERTMANAGER", "REDIS"):
+    for name in ("COLLECTOR", "PROMETHEUS", "ALERTMANAGER", "REDIS", "JAEGER", "VICTORIALOGS"):
         monkeypatch.setenv(f"TTBT5_{name}_BIN", sys.executable)
 
 

@@ -1,0 +1,142 @@
+"""The parts of the local stack: how each is found, started and checked.
+
+The collector, Prometheus, Alertmanager and Redis are described in ``stack.py``; the two
+stores live here: Jaeger v2 (traces) and VictoriaLogs (logs), both built from their Go
+modules by ``collector/stores/build.sh`` into ``collector/_build/`` of a source checkout,
+or found through ``TTBT5_JAEGER_BIN`` / ``TTBT5_VICTORIALOGS_BIN`` or on the PATH.
+
+Their ports are pinned like the others': the collector config exports to exactly these
+(``TTBT5_TRACES_BACKEND_ENDPOINT``, ``TTBT5_LOGS_BACKEND_ENDPOINT``), and alert links and
+``ttbt5-otel traces`` query the query ports.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from ttbt5_otel._exceptions import StackError
+
+HOST: Final = "127.0.0.1"
+# The configs ship inside the package (in a source checkout these are links to the
+# repository's own files), so `stack up` works from an installed wheel as well.
+STACK_FILES: Final = Path(__file__).resolve().parent / "stack_files"
+# Where `bash collector/build.sh` and `bash collector/stores/build.sh` put their
+# binaries in a source checkout.
+BUILD_DIR: Final = Path(__file__).resolve().parents[2] / "collector" / "_build"
+STORES_HINT: Final = (
+    "build it from a source checkout with `bash collector/stores/build.sh`, or point "
+    "{variable} at a built binary"
+)
+
+JAEGER_PORTS: Final = {
+    "OTLP_GRPC": 14317,
+    "OTLP_HTTP": 14318,
+    "QUERY": 16686,
+    "QUERY_GRPC": 16685,
+    "HEALTH": 14133,
+    "METRICS": 14269,
+}
+JAEGER_OTLP_GRPC_PORT: Final = JAEGER_PORTS["OTLP_GRPC"]
+VICTORIALOGS_PORT: Final = 9428
+# Logs older than this are removed; a local stack is for recent evidence.
+VICTORIALOGS_RETENTION: Final = "7d"
+
+
+@dataclass(frozen=True, slots=True)
+class Component:
+    """How to start one part of the stack and how to tell that it is ready."""
+
+    name: str
+    argv: tuple[str, ...]
+    ports: tuple[int, ...]
+    ready: str
+    """Readiness probe: an http:// URL answering 200, or redis://host:port answering PING."""
+    urls: Mapping[str, str]
+    env: Mapping[str, str]
+    prepare: Callable[[], None] | None = None
+    """Writes the files the component needs before it starts (Redis: its private config)."""
+
+
+def find_binary(env_var: str, candidates: tuple[str, ...], hint: str) -> str:
+    """``env_var`` when set (it must name an executable), else the first candidate on PATH."""
+    configured = os.environ.get(env_var)
+    if configured:
+        if os.path.isfile(configured) and os.access(configured, os.X_OK):  # noqa: PTH113
+            return str(Path(configured).absolute())
+        raise StackError(f"{env_var}={configured} is not an executable file; {hint}")
+    for name in candidates:
+        found = shutil.which(name)
+        if found:
+            return found
+    raise StackError(f"{' or '.join(candidates)} not found on PATH: {hint} (or set {env_var})")
+
+
+def _built_or_found(env_var: str, built: str, candidates: tuple[str, ...]) -> str:
+    """``env_var``, else the source checkout's build, else a candidate on PATH."""
+    path = BUILD_DIR / built
+    if os.environ.get(env_var) or not path.is_file():
+        return find_binary(env_var, candidates, STORES_HINT.format(variable=env_var))
+    return str(path)
+
+
+def config_file(relative: str) -> str:
+    """The path of a shipped config file; ``StackError`` when the installation lacks it."""
+    path = STACK_FILES / relative
+    if not path.is_file():
+        raise StackError(f"{path} is missing: this installation of ttbt5-otel is incomplete")
+    return str(path)
+
+
+def trace_store(base_env: Mapping[str, str]) -> Component:
+    """Jaeger v2 with in-memory storage, OTLP in, query API on 16686."""
+    # Jaeger traces its own query API to the default OTLP endpoint, which is the stack's
+    # collector: the store's own requests would show up as a service beside the apps.
+    env = {**base_env, "TTBT5_JAEGER_HOST": HOST, "OTEL_TRACES_SAMPLER": "always_off"}
+    for key, port in JAEGER_PORTS.items():
+        env[f"TTBT5_JAEGER_{key}_PORT"] = str(port)
+    base = f"http://{HOST}"
+    return Component(
+        "jaeger",
+        (
+            _built_or_found("TTBT5_JAEGER_BIN", "ttbt5-jaeger", ("ttbt5-jaeger", "jaeger")),
+            "--config",
+            config_file("jaeger.yaml"),
+        ),
+        tuple(JAEGER_PORTS.values()),
+        f"{base}:{JAEGER_PORTS['HEALTH']}/status",
+        {
+            "query API": f"{base}:{JAEGER_PORTS['QUERY']}/api/traces",
+            "OTLP gRPC in": f"{base}:{JAEGER_OTLP_GRPC_PORT}",
+        },
+        env,
+    )
+
+
+def log_store(state_dir: Path, base_env: Mapping[str, str]) -> Component:
+    """VictoriaLogs: OTLP logs in, LogsQL and its web UI on 9428, data under ``state_dir``."""
+    base = f"http://{HOST}:{VICTORIALOGS_PORT}"
+    return Component(
+        "victorialogs",
+        (
+            _built_or_found(
+                "TTBT5_VICTORIALOGS_BIN",
+                "ttbt5-victoria-logs",
+                ("ttbt5-victoria-logs", "victoria-logs"),
+            ),
+            f"-httpListenAddr={HOST}:{VICTORIALOGS_PORT}",
+            f"-storageDataPath={state_dir / 'victorialogs'}",
+            f"-retentionPeriod={VICTORIALOGS_RETENTION}",
+        ),
+        (VICTORIALOGS_PORT,),
+        f"{base}/health",
+        {
+            "web UI": f"{base}/select/vmui/",
+            "LogsQL API": f"{base}/select/logsql/query",
+        },
+        dict(base_env),
+    )
