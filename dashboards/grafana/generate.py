@@ -7,8 +7,10 @@ Plain dictionaries in the shape of Grafana's dashboard JSON model (schema versio
 nothing beyond the standard library is needed. Every panel queries the Prometheus
 datasource with the fixed uid ``ttbt5-prometheus`` (provisioning/datasources/prometheus.yml),
 sets a unit, and filters application series by the ``$service`` and ``$instance`` template
-variables (collector series by ``$collector``). Names are the Prometheus names that the
-collector's exporter produces; where a unit suffix depends on the SDK's unit
+variables (collector series by ``$collector``). Every range query over a histogram's
+``_bucket`` series shows exemplars: points that open their trace in Jaeger (the
+Prometheus datasource's ``exemplarTraceIdDestinations``). Names are the Prometheus names
+that the collector's exporter produces; where a unit suffix depends on the SDK's unit
 (``ttbt5_circuit_breaker_state`` or ``..._state_ratio``) or on the collector's telemetry
 settings (``otelcol_..._spans`` or ``..._spans_total``), queries match both.
 
@@ -41,14 +43,28 @@ Json = dict[str, Any]
 # --- building blocks
 
 
+def shows_exemplars(expr: str, *, instant: bool = False) -> bool:
+    """Whether a query shows exemplars: every range query over a histogram's buckets.
+
+    The collector exposes the trace ids attached to histogram buckets as OpenMetrics
+    exemplars (label ``trace_id``), Prometheus stores them (``exemplar-storage``) and the
+    provisioned Prometheus datasource links that label to the Jaeger datasource, so a
+    point on a latency panel opens its trace. Grafana asks for exemplars of range queries
+    only; an instant query (a bar gauge, a table) has none to show.
+    """
+    return "_bucket" in expr and not instant
+
+
 def target(expr: str, legend: str = "", *, instant: bool = False, table: bool = False) -> Json:
-    """One Prometheus query of a panel."""
+    """One Prometheus query of a panel; histogram range queries show exemplars."""
     query: Json = {"datasource": DATASOURCE, "expr": expr, "legendFormat": legend or "__auto"}
     if instant:
         query["instant"] = True
         query["range"] = False
     if table:
         query["format"] = "table"
+    if shows_exemplars(expr, instant=instant):
+        query["exemplar"] = True
     return query
 
 

@@ -46,6 +46,9 @@ class PanelQuery:
     """The expression as stored in the dashboard, with ``$variables``."""
     instant: bool
     """True for panels that query one instant (tables, bar gauges) rather than a range."""
+    exemplar: bool = False
+    """True for queries that also show exemplars (histogram range queries): their trace ids
+    come from ``/api/v1/query_exemplars`` with the same expression."""
 
 
 def variables(
@@ -103,6 +106,7 @@ def all_queries(
                 expr=substitute(target["expr"], values),
                 template=target["expr"],
                 instant=bool(target.get("instant", False)),
+                exemplar=bool(target.get("exemplar", False)),
             )
             for panel in model["panels"]
             for target in panel.get("targets", [])

@@ -161,6 +161,55 @@ def test_dashboards_show_every_documented_metric() -> None:
     assert not missing
 
 
+# --- exemplars
+
+# Every histogram of docs/metrics.md whose buckets a dashboard panel reads.
+LATENCY_HISTOGRAMS = (
+    "traces_span_metrics_duration_seconds_bucket",
+    "ttbt5_operation_duration_seconds_bucket",
+    "http_server_request_duration_seconds_bucket",
+    "http_client_request_duration_seconds_bucket",
+    "ttbt5_cache_operation_duration_seconds_bucket",
+)
+
+
+def test_histogram_queries_show_exemplars() -> None:
+    """Every range query over _bucket series shows exemplars, and only those do."""
+    with_exemplars = []
+    for name, panel in _panels():
+        for target in panel["targets"]:
+            where = (name, panel["title"], target["refId"])
+            over_buckets = "_bucket" in target["expr"]
+            if over_buckets and not target.get("instant", False):
+                assert target.get("exemplar") is True, where
+                # Exemplars come from the Prometheus datasource, which links them to Jaeger.
+                assert target["datasource"] == panel["datasource"] == generate.DATASOURCE, where
+                assert panel["type"] == "timeseries", where
+                with_exemplars.append(target["expr"])
+            else:
+                assert "exemplar" not in target, where
+    for metric in LATENCY_HISTOGRAMS:
+        assert any(metric in expr for expr in with_exemplars), metric
+
+
+def test_every_latency_panel_shows_exemplars() -> None:
+    for name, panel in _panels():
+        exprs = [target["expr"] for target in panel["targets"]]
+        if any(metric in expr for metric in LATENCY_HISTOGRAMS for expr in exprs):
+            assert panel["fieldConfig"]["defaults"]["unit"] == "s", (name, panel["title"])
+            assert all(target.get("exemplar") for target in panel["targets"]), (
+                name,
+                panel["title"],
+            )
+
+
+def test_queries_report_which_show_exemplars() -> None:
+    found = queries.all_queries("checkout")
+    assert {query.exemplar for query in found} == {True, False}
+    for query in found:
+        assert query.exemplar == ("_bucket" in query.template and not query.instant), query
+
+
 # --- queries
 
 

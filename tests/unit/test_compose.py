@@ -10,6 +10,7 @@ import socket
 import stat
 import subprocess
 import time
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import psutil
@@ -41,6 +42,60 @@ def collector_default_ports() -> dict[str, int]:
     text = (ROOT / "otel-collector.yaml").read_text()
     found = re.findall(r"TTBT5_COLLECTOR_(\w+)_PORT:-(\d+)", text)
     return {name: int(port) for name, port in found}
+
+
+def jaeger_default_ports() -> dict[str, int]:
+    text = (ROOT / "collector" / "jaeger.yaml").read_text()
+    found = re.findall(r"TTBT5_JAEGER_(\w+)_PORT:-(\d+)", text)
+    return {name: int(port) for name, port in found}
+
+
+def collector_settings() -> dict[str, str]:
+    """Every ${env:NAME:-default} of otel-collector.yaml: NAME -> default."""
+    text = (ROOT / "otel-collector.yaml").read_text()
+    return dict(re.findall(r"\$\{env:(\w+):-([^}]*)\}", text))
+
+
+def collector_setting_defaulting_to(predicate: Callable[[str], bool]) -> str:
+    """The one collector setting whose default satisfies ``predicate``."""
+    [name] = {name for name, default in collector_settings().items() if predicate(default)}
+    return name
+
+
+def stores_build_versions() -> dict[str, str]:
+    """The pinned versions of collector/stores/build.sh (JAEGER_VERSION, ...)."""
+    text = (ROOT / "collector" / "stores" / "build.sh").read_text()
+    return dict(re.findall(r"^(\w+_VERSION)=(\S+)$", text, re.MULTILINE))
+
+
+def flag(service: str, name: str) -> str:
+    """The value of ``-name=value`` or ``--name=value`` in a service's command."""
+    [value] = [
+        arg.split("=", 1)[1]
+        for arg in SERVICES[service]["command"]
+        if arg.lstrip("-").split("=", 1)[0] == name
+    ]
+    return value
+
+
+def image_tag(service: str) -> str:
+    return SERVICES[service]["image"].rsplit(":", 1)[1]
+
+
+def named_volume_mounts(service: str) -> dict[str, str]:
+    """Named volumes of a service: volume -> target."""
+    mounts = {}
+    for volume in SERVICES[service].get("volumes", []):
+        source, target = volume.split(":")[:2]
+        if not source.startswith("."):
+            mounts[source] = target
+    return mounts
+
+
+# Jaeger v2 images are tagged with the v2 release; collector/stores/build.sh pins the Go
+# module version, which is the v1 one (the CHANGELOG of the module names both:
+# "v1.76.0 / v2.13.0"). A new pin in build.sh needs its pair here and in the image.
+JAEGER_V2_RELEASE = {"v1.76.0": "2.13.0"}
 
 
 def test_every_mounted_file_exists():
@@ -118,6 +173,116 @@ def test_app_points_at_services_of_this_file():
     assert redis.hostname in SERVICES
     assert redis.port in published("redis")
     assert "ttbt5-otel demo" in " ".join(SERVICES["app"]["command"])
+
+
+def test_prometheus_stores_exemplars():
+    """The latency panels show exemplars; Prometheus keeps them only with this flag."""
+    assert "--enable-feature=exemplar-storage" in SERVICES["prometheus"]["command"]
+
+
+def test_store_images_match_the_local_stack_build():
+    versions = stores_build_versions()
+    assert SERVICES["jaeger"]["image"].startswith("jaegertracing/jaeger:")
+    assert image_tag("jaeger") == JAEGER_V2_RELEASE[versions["JAEGER_VERSION"]]
+    assert SERVICES["victorialogs"]["image"].startswith("victoriametrics/victoria-logs:")
+    # Since VictoriaLogs v1.25.0 its image tags are the release tags (no -victorialogs).
+    assert image_tag("victorialogs") == versions["VICTORIALOGS_VERSION"]
+
+
+def test_jaeger_runs_the_mounted_config_beyond_loopback():
+    jaeger = SERVICES["jaeger"]
+    [config_arg] = [a for a in jaeger["command"] if a.startswith("--config=")]
+    mounts = {target: source for service, source, target in host_mounts() if service == "jaeger"}
+    config = mounts[config_arg.removeprefix("--config=")]
+    assert config == ROOT / "collector" / "jaeger.yaml"
+    assert config.is_file()
+    assert jaeger["environment"]["TTBT5_JAEGER_HOST"] == "0.0.0.0"
+    text = (ROOT / "collector" / "jaeger.yaml").read_text()
+    # Every listener binds the configurable host (so 0.0.0.0 above reaches all of them).
+    endpoints = re.findall(r"^\s*(?:endpoint|host): (.*)$", text, re.MULTILINE)
+    assert endpoints
+    assert all(e.startswith("${env:TTBT5_JAEGER_HOST:-127.0.0.1}") for e in endpoints), endpoints
+
+
+def test_jaeger_ports_match_its_config():
+    ports = jaeger_default_ports()
+    assert published("jaeger") <= set(ports.values())
+    assert ports["QUERY"] in published("jaeger"), "the query API and UI"
+    for port in SERVICES["jaeger"]["ports"]:
+        assert port.startswith("127.0.0.1:"), port
+
+
+def test_collector_sends_traces_to_jaeger():
+    grpc_port = jaeger_default_ports()["OTLP_GRPC"]
+    name = collector_setting_defaulting_to(lambda default: default == f"127.0.0.1:{grpc_port}")
+    endpoint = SERVICES["otel-collector"]["environment"][name]
+    assert endpoint == f"jaeger:{grpc_port}"
+
+
+def test_collector_sends_logs_to_victorialogs():
+    port = int(flag("victorialogs", "httpListenAddr").rsplit(":", 1)[1])
+    name = collector_setting_defaulting_to(
+        lambda default: default == f"http://127.0.0.1:{port}/insert/opentelemetry"
+    )
+    endpoint = urlsplit(SERVICES["otel-collector"]["environment"][name])
+    assert (endpoint.scheme, endpoint.hostname, endpoint.port) == ("http", "victorialogs", port)
+    # The collector's otlphttp exporter appends /v1/logs: VictoriaLogs' OTLP path.
+    assert endpoint.path == "/insert/opentelemetry"
+    assert published("victorialogs") == {port}
+    for published_port in SERVICES["victorialogs"]["ports"]:
+        assert published_port.startswith("127.0.0.1:"), published_port
+
+
+def test_collector_queue_is_on_a_volume_its_user_owns():
+    settings = collector_settings()
+    assert "TTBT5_COLLECTOR_QUEUE_DIR" in settings
+    queue_dir = SERVICES["otel-collector"]["environment"]["TTBT5_COLLECTOR_QUEUE_DIR"]
+    collector_volumes = named_volume_mounts("otel-collector")
+    [volume] = [name for name, target in collector_volumes.items() if target == queue_dir]
+    assert volume in COMPOSE["volumes"]
+    # A new volume is owned by root; the one-shot service hands it to the collector's user
+    # before the collector starts.
+    owner = SERVICES["collector-queue-owner"]
+    assert named_volume_mounts("collector-queue-owner") == {volume: queue_dir}
+    assert owner["command"] == ["chown", "10001:10001", queue_dir]
+    depends = SERVICES["otel-collector"]["depends_on"]["collector-queue-owner"]
+    assert depends == {"condition": "service_completed_successfully"}
+
+
+def test_victorialogs_keeps_its_data_on_a_volume():
+    data = flag("victorialogs", "storageDataPath")
+    assert named_volume_mounts("victorialogs") == {"victorialogs-data": data}
+    assert "victorialogs-data" in COMPOSE["volumes"]
+
+
+def test_grafana_datasources_point_at_the_stores():
+    directory = ROOT / "dashboards/grafana/provisioning/datasources"
+    urls = {
+        datasource["type"]: urlsplit(datasource["url"])
+        for path in directory.glob("*.yml")
+        for datasource in yaml.safe_load(path.read_text())["datasources"]
+    }
+    assert (urls["jaeger"].hostname, urls["jaeger"].port) == (
+        "jaeger",
+        jaeger_default_ports()["QUERY"],
+    )
+    victorialogs = urls["victoriametrics-logs-datasource"]
+    assert (victorialogs.hostname, victorialogs.port) == (
+        "victorialogs",
+        int(flag("victorialogs", "httpListenAddr").rsplit(":", 1)[1]),
+    )
+    assert {"jaeger", "victorialogs"} <= set(SERVICES["grafana"]["depends_on"])
+
+
+def test_grafana_installs_the_victorialogs_plugin_and_can_link_traces_to_it():
+    grafana = SERVICES["grafana"]
+    # Trace to logs with a VictoriaLogs target needs Grafana 12.2 or later.
+    version = tuple(int(part) for part in image_tag("grafana").split("."))
+    assert version >= (12, 2, 0), version
+    plugins = grafana["environment"]["GF_PLUGINS_PREINSTALL_SYNC"].split(",")
+    [plugin] = [p for p in plugins if p.startswith("victoriametrics-logs-datasource@")]
+    assert re.fullmatch(r"victoriametrics-logs-datasource@\d+\.\d+\.\d+", plugin), plugin
+    assert grafana["environment"]["GF_PLUGINS_PREINSTALL_AUTO_UPDATE"] == "false"
 
 
 def test_prometheus_has_no_lifecycle_api():
