@@ -30,6 +30,13 @@ for service in prometheus prometheus-alertmanager redis-server prometheus-node-e
   fi
 done
 
+# The Go builds (minutes when cold) download and compile while pip installs; their
+# output is kept for a failure report.
+mkdir -p collector/_build
+stores_log="collector/_build/stores-setup.log"
+bash collector/stores/build.sh >/dev/null 2>"$stores_log" &
+stores_pid=$!
+
 if [[ ! -x .venv/bin/python ]]; then
   python3 -m venv .venv
 fi
@@ -37,5 +44,9 @@ fi
 .venv/bin/python -m pip install -q -e ".[dev,redis,disk,yaml]"
 
 bash collector/build.sh >/dev/null
-bash collector/stores/build.sh >/dev/null
+if ! wait "$stores_pid"; then
+  cat "$stores_log" >&2
+  echo "setup.sh: building Jaeger and VictoriaLogs failed" >&2
+  exit 1
+fi
 echo "setup done: $(.venv/bin/python --version), collector, Jaeger and VictoriaLogs in collector/_build/" >&2

@@ -121,7 +121,9 @@ def running_jaeger(workdir: Path) -> Iterator[Jaeger]:
     workdir.mkdir(parents=True, exist_ok=True)
     for _ in range(START_ATTEMPTS):
         ports = {key: free_port() for key in JAEGER_PORTS}
-        env = clean_env(TTBT5_JAEGER_HOST="127.0.0.1")
+        # Jaeger traces its own query API to 127.0.0.1:4317, where a stack under test may
+        # listen: off, as `stack up` has it.
+        env = clean_env(TTBT5_JAEGER_HOST="127.0.0.1", OTEL_TRACES_SAMPLER="always_off")
         env.update({f"TTBT5_JAEGER_{key}_PORT": str(port) for key, port in ports.items()})
         query = f"http://127.0.0.1:{ports['QUERY']}"
         health = f"http://127.0.0.1:{ports['HEALTH']}/status"

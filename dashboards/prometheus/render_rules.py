@@ -735,9 +735,10 @@ def evidence_links(settings: Settings) -> dict[str, str]:
     end = f'{{{{ with query "{_window_query(300)}" }}}}'
     seconds = '{{ . | first | value | printf "%.0f" }}{{ end }}'
     micros = '{{ . | first | value | printf "%.0f" }}000000{{ end }}'
-    # Jaeger marks spans with an ERROR status with the tag error=true.
+    # The collector gives failed spans the attribute otel.status_code=ERROR, which Jaeger
+    # can search (otel-collector.yaml, transform/searchable_errors).
     traces_query = (
-        f"service={service}&tags=%7B%22error%22%3A%22true%22%7D"
+        f"service={service}&tags=%7B%22otel.status_code%22%3A%22ERROR%22%7D"
         f"&start={start}{micros}&end={end}{micros}&limit=20"
     )
     # LogsQL: this service's records at ERROR severity or above, in the window.

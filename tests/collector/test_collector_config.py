@@ -524,3 +524,19 @@ def test_alertmanager_config_is_valid() -> None:
     _run_tool(
         [_tool("amtool", "prometheus-alertmanager"), "check-config", str(ALERTMANAGER_CONFIG)]
     )
+
+
+def test_store_builds_are_cached() -> None:
+    """A second build of Jaeger and VictoriaLogs only prints the binaries: nothing rebuilt."""
+    result = subprocess.run(
+        ["bash", str(REPO / "collector" / "stores" / "build.sh")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "", result.stderr
+    paths = result.stdout.split()
+    assert [Path(path).name for path in paths] == ["ttbt5-jaeger", "ttbt5-victoria-logs"]
+    assert all(os.access(path, os.X_OK) for path in paths)

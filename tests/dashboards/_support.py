@@ -60,17 +60,20 @@ def load_script(path: Path, name: str) -> ModuleType:
 
 
 def fast_prometheus_config(
-    work: Path, collector_ports: dict[str, int], alertmanager_port: int | None = None
+    work: Path,
+    collector_ports: dict[str, int],
+    alertmanager_port: int | None = None,
+    render_options: tuple[str, ...] = (),
 ) -> Path:
     """The bundled rules with short durations and prometheus.yml scraping every second.
 
     ``collector_ports`` holds the ``prom_exporter`` and ``telemetry`` ports of the collector
     under test, and the ``prometheus`` port the test Prometheus listens on (without it the
     self-scrape job is left out); without ``alertmanager_port`` no alerts are sent (they
-    still fire).
+    still fire). ``render_options`` go to ``render_rules.py`` (say, the stores' URLs).
     """
     run([sys.executable, str(PROMETHEUS_DIR / "render_rules.py"), "--fast", "--output-dir",
-         str(work / "rules")])  # fmt: skip
+         str(work / "rules"), *render_options])  # fmt: skip
     scrape = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
     scrape["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
     scrape["rule_files"] = [str(work / "rules" / "*.yml")]

@@ -1,11 +1,15 @@
-"""Live proof: the demo's telemetry goes SDK → collector → Prometheus → Alertmanager.
+"""Live proof: the demo's telemetry goes SDK → collector → Prometheus → Alertmanager, and
+from an alert to the failing requests' traces and logs.
 
-The real collector built from collector/, Prometheus with the bundled rules rendered with
-short durations, Alertmanager with the bundled routing (webhook pointed at this test) and a
-Redis, all on free 127.0.0.1 ports. The integration demo runs its scripted incident; the test
-asserts that the error-ratio, open-breaker and low-hit-ratio alerts fire in Prometheus, are
-delivered by Alertmanager with the expected labels, and resolve once the workload is gone,
-and that every dashboard panel query returns data for the demo's service.
+The real collector built from collector/, Jaeger and VictoriaLogs built by
+collector/stores/build.sh, Prometheus (exemplar storage on) with the bundled rules rendered
+with short durations and the stores' URLs, Alertmanager with the bundled routing (webhook
+pointed at this test) and a Redis, all on free 127.0.0.1 ports. The integration demo runs its
+scripted incident; the tests assert that the error-ratio, open-breaker and low-hit-ratio
+alerts fire in Prometheus, are delivered by Alertmanager with the expected labels and with
+links that lead to the service's error traces and ERROR log records, that exemplars lead to
+stored traces, that the alerts resolve once the workload is gone, and that every dashboard
+panel query returns data for the demo's service.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +40,7 @@ from tests.dashboards._support import (
 from tests.loopback import clean_env, free_port, stop_processes, webhook
 from tests.loopback import wait_until as wait_for
 from tests.paths import REPO
+from tests.stores import running_jaeger, running_victorialogs
 
 pytestmark = pytest.mark.integration
 
@@ -76,6 +82,8 @@ class Live:
     collector_grpc: int
     redis_port: int
     work: Path
+    jaeger: str
+    victorialogs: str
     notifications: list[dict[str, Any]] = field(default_factory=list)
     logs: list[Path] = field(default_factory=list)
 
@@ -107,6 +115,11 @@ def ready(url: str) -> bool:
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    with ExitStack() as stores:
+        yield from _live(tmp_path_factory, stores)
+
+
+def _live(tmp_path_factory: pytest.TempPathFactory, stores: ExitStack) -> Iterator[Live]:
     if not COLLECTOR.exists():
         pytest.fail(f"collector binary {COLLECTOR} missing: run `bash collector/build.sh`")
     work = tmp_path_factory.mktemp("live")
@@ -126,13 +139,21 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         routing = routing.replace(slow, "group_interval: 2s")
     (work / "alertmanager.yml").write_text(routing)
 
-    fast_prometheus_config(work, ports, ports["alertmanager"])
-    collector_env = collector_environment(ports)
+    jaeger = stores.enter_context(running_jaeger(work / "jaeger"))
+    victorialogs = stores.enter_context(running_victorialogs(work / "victorialogs"))
+    evidence = ("--jaeger-url", jaeger.url, "--victorialogs-url", victorialogs.url)
+    fast_prometheus_config(work, ports, ports["alertmanager"], evidence)
+    collector_env = collector_environment(
+        ports,
+        TTBT5_TRACES_BACKEND_ENDPOINT=jaeger.otlp_grpc,
+        TTBT5_LOGS_BACKEND_ENDPOINT=f"{victorialogs.url}/insert/opentelemetry",
+    )
     commands = [
         ("collector", [str(COLLECTOR), f"--config={REPO / 'otel-collector.yaml'}"], collector_env),
         ("prometheus", ["prometheus", f"--config.file={work / 'prometheus.yml'}",
                         f"--storage.tsdb.path={work / 'prometheus-data'}",
-                        f"--web.listen-address=127.0.0.1:{ports['prometheus']}"], None),
+                        f"--web.listen-address=127.0.0.1:{ports['prometheus']}",
+                        "--enable-feature=exemplar-storage"], None),
         ("alertmanager", ["prometheus-alertmanager", f"--config.file={work / 'alertmanager.yml'}",
                           f"--storage.path={work / 'alertmanager-data'}",
                           f"--web.listen-address=127.0.0.1:{ports['alertmanager']}",
@@ -142,7 +163,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     ]  # fmt: skip
     processes = []
     result = Live(f"http://127.0.0.1:{ports['prometheus']}", ports["grpc"], ports["redis"], work,
-                  notifications)  # fmt: skip
+                  jaeger.url, victorialogs.url, notifications)  # fmt: skip
     try:
         for name, command, env in commands:
             process, log = start(name, command, work, env)
@@ -249,3 +270,112 @@ def test_alerts_resolve_once_the_workload_is_gone(live: Live, incident: dict) ->
             120,
             live.logs,
         )
+
+
+# --- from the alert to its evidence
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.status == 200, url
+        return json.load(response)
+
+
+def get_lines(url: str) -> list[dict[str, Any]]:
+    """A VictoriaLogs query answer: one JSON object per line."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.status == 200, url
+        return [json.loads(line) for line in response.read().decode().splitlines() if line]
+
+
+def error_ratio_links(live: Live) -> dict[str, str]:
+    """The annotations of a delivered Ttbt5HighErrorRatio notification."""
+    for notification in list(live.notifications):
+        for alert in notification["alerts"]:
+            if alert["labels"]["alertname"] == "Ttbt5HighErrorRatio":
+                return dict(alert["annotations"])
+    return {}
+
+
+def test_alert_links_lead_to_the_failing_requests_traces_and_logs(
+    live: Live, incident: dict
+) -> None:
+    """The delivered error-ratio alert links to this service's error traces and ERROR logs,
+    and one of those traces has log records under its trace id."""
+    links = wait_until("a delivered error-ratio alert", lambda: error_ratio_links(live), 60,
+                       live.logs)  # fmt: skip
+    assert links["traces_api_url"].startswith(f"{live.jaeger}/api/traces?")
+    assert links["logs_api_url"].startswith(f"{live.victorialogs}/select/logsql/query?")
+
+    traces = get_json(links["traces_api_url"])["data"]
+    assert traces, links["traces_api_url"]
+    for trace in traces:
+        services = {process["serviceName"] for process in trace["processes"].values()}
+        assert services == {SERVICE}, services
+        statuses = {
+            tag["value"] for span in trace["spans"] for tag in span["tags"]
+            if tag["key"] == "otel.status_code"
+        }  # fmt: skip
+        assert "ERROR" in statuses, trace["traceID"]
+
+    records = get_lines(links["logs_api_url"])
+    assert records, links["logs_api_url"]
+    for record in records:
+        assert record["service.name"] == SERVICE, record
+        assert int(record["severity_number"]) >= 17, record
+
+    # The web UIs answer the browser links (the locally built Jaeger serves a placeholder
+    # page there; its Docker image serves the UI).
+    for name in ("traces_url", "logs_url"):
+        with urllib.request.urlopen(links[name].split("#")[0], timeout=10) as response:
+            assert response.status == 200, links[name]
+
+    with_logs = []
+    for trace in traces:
+        query = urllib.parse.urlencode({"query": f'trace_id:"{trace["traceID"]}"'})
+        found = get_lines(f"{live.victorialogs}/select/logsql/query?{query}")
+        if found:
+            assert {record["trace_id"] for record in found} == {trace["traceID"]}
+            with_logs.append(trace["traceID"])
+    assert with_logs, "no error trace has log records under its trace id"
+
+    # The terminal view of the same trace: the tree, an exception and its log records.
+    shown = subprocess.run(
+        [sys.executable, "-m", "ttbt5_otel", "trace", with_logs[0],
+         "--jaeger-url", live.jaeger, "--logs-url", live.victorialogs],
+        capture_output=True, text=True, timeout=60, check=False, env=clean_env(), cwd=REPO,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert with_logs[0] in shown.stdout
+    assert "ERROR" in shown.stdout, shown.stdout
+
+
+def exemplar_trace_ids(live: Live, metric: str) -> set[str]:
+    now = time.time()
+    data = live.api(
+        "query_exemplars",
+        query=f'{metric}{{service_name="{SERVICE}"}}',
+        start=str(now - 600),
+        end=str(now),
+    )
+    return {
+        exemplar["labels"]["trace_id"]
+        for series in data
+        for exemplar in series["exemplars"]
+        if "trace_id" in exemplar["labels"]
+    }
+
+
+@pytest.mark.parametrize(
+    "metric",
+    ["traces_span_metrics_duration_seconds_bucket", "ttbt5_operation_duration_seconds_bucket"],
+)
+def test_exemplars_lead_to_stored_traces(live: Live, incident: dict, metric: str) -> None:
+    """Trace ids that Prometheus keeps as exemplars of a latency histogram resolve in Jaeger."""
+    trace_ids = wait_until(f"exemplars of {metric}", lambda: exemplar_trace_ids(live, metric), 60,
+                           live.logs)  # fmt: skip
+    sample = sorted(trace_ids)[:20]
+    for trace_id in sample:
+        trace = get_json(f"{live.jaeger}/api/traces/{trace_id}")["data"]
+        assert trace, trace_id
+        assert trace[0]["traceID"] == trace_id

@@ -252,6 +252,44 @@ def test_app_metrics_reach_prometheus_with_their_labels(shop_run: AppRun) -> Non
         assert series["metric"]["service_version"] == "1.2.3", series
 
 
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.load(response)
+
+
+def test_traces_logs_and_exemplars_reach_the_stores(shop_run: AppRun) -> None:
+    """Through `stack up`'s collector: the app's traces in Jaeger, its log records in
+    VictoriaLogs under the same trace ids, its histograms' exemplars in Prometheus."""
+    jaeger = "http://127.0.0.1:16686"
+    search = urllib.parse.urlencode({"service": "shop", "limit": "50"})
+    traces = wait_for("the shop's traces in Jaeger",
+                      lambda: get_json(f"{jaeger}/api/traces?{search}")["data"])  # fmt: skip
+    trace_ids = {trace["traceID"] for trace in traces}
+
+    def records() -> list[dict[str, Any]]:
+        logs_query = urllib.parse.urlencode({"query": '"service.name":"shop"', "limit": "200"})
+        url = f"http://127.0.0.1:9428/select/logsql/query?{logs_query}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return [json.loads(line) for line in response.read().decode().splitlines() if line]
+
+    found = wait_for("the shop's log records in VictoriaLogs", records)
+    assert {record["_msg"] for record in found} >= {"charging"}
+    assert trace_ids & {record.get("trace_id") for record in found}
+
+    def exemplars() -> set[str]:
+        now = time.time()
+        params = urllib.parse.urlencode({
+            "query": 'ttbt5_operation_duration_seconds_bucket{service_name="shop"}',
+            "start": str(now - 600), "end": str(now),
+        })  # fmt: skip
+        data = get_json(f"{PROMETHEUS}/api/v1/query_exemplars?{params}")["data"]
+        return {e["labels"]["trace_id"] for series in data for e in series["exemplars"]}
+
+    exemplar_ids = wait_for("exemplars of the shop's operations", exemplars)
+    some = min(exemplar_ids)
+    assert get_json(f"{jaeger}/api/traces/{some}")["data"][0]["traceID"] == some
+
+
 def test_collector_self_telemetry_shows_everything_accepted_nothing_lost(
     shop_run: AppRun,
 ) -> None:

@@ -20,7 +20,6 @@ import subprocess
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,7 +31,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 from tests.dashboards._support import collector_environment
 from tests.loopback import free_port, stop_processes, wait_until
 from tests.paths import REPO
-from tests.stores import Jaeger, answers_200, running_jaeger
+from tests.stores import Jaeger, answers_200
 
 pytestmark = pytest.mark.integration
 
@@ -104,12 +103,6 @@ def _span_metric_calls(url: str) -> float:
         for match in map(pattern.match, page.splitlines())
         if match and f'service_name="{SERVICE}"' in match.group(1)
     )
-
-
-@pytest.fixture
-def jaeger(tmp_path: Path) -> Iterator[Jaeger]:
-    with running_jaeger(tmp_path / "jaeger") as running:
-        yield running
 
 
 def test_tail_sampling_keeps_errors_and_slow_traces_and_a_tenth_of_the_rest(

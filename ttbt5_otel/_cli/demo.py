@@ -294,6 +294,12 @@ def print_summary(result: dict[str, Any]) -> None:
         print("  look at           Prometheus   http://127.0.0.1:9090/classic/graph")
         print("                    alerts       http://127.0.0.1:9090/classic/alerts")
         print("                    Alertmanager http://127.0.0.1:9093")
+        print(f"                    failed requests: ttbt5-otel traces --service "
+              f"{result['service']} --errors --since 10m")  # fmt: skip
+        print("                    one of them:     ttbt5-otel trace <trace id>")
+        print("                    traces       http://127.0.0.1:16686/api/traces"
+              f"?service={result['service']}")  # fmt: skip
+        print("                    logs         http://127.0.0.1:9428/select/vmui/")
         print("                    Grafana      http://localhost:3000 (with docker compose)")
     else:
         print(f"  telemetry         {result['exporter']} (start the local stack with "

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeAlias
 
-from ttbt5_otel._cli.doctor import describe_config, send_test_span
+from ttbt5_otel._cli.doctor import describe_config, sampling_warning, send_test_span
 from ttbt5_otel._cli.stack import default_state_dir, down, status, up
 from ttbt5_otel._cli.trace_render import summary_line, trace_lines
 from ttbt5_otel._cli.trace_view import (
@@ -77,6 +77,9 @@ def _doctor(args: argparse.Namespace) -> int:
     _say("Effective telemetry configuration:")
     for line in describe_config(config, os.environ):
         _say(line)
+    warning = sampling_warning(config)
+    if warning is not None:
+        _say(warning)
     _say("Instrumentations init() activates (instrument, OTEL_PYTHON_DISABLED_INSTRUMENTATIONS):")
     for item in preview(config.instrument, asyncio=config.instrument_asyncio):
         verdict = f"yes ({item.reason})" if item.status == "instrumented" else f"no: {item.reason}"
@@ -171,7 +174,8 @@ def _add_stack(subparsers: _Subparsers) -> None:
         "up",
         parents=[common],
         help="start what is not running and wait until it is ready",
-        description="Start the collector, Prometheus and Alertmanager (and Redis with "
+        description="Start Jaeger, VictoriaLogs, the collector, Prometheus and Alertmanager "
+        "(and Redis with "
         "--with-redis); components already running are kept.",
     )
     start.add_argument("--with-redis", action="store_true", help="also start redis-server")

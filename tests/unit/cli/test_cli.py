@@ -53,6 +53,19 @@ def test_doctor_lists_what_init_would_instrument_and_why_not() -> None:
     assert "no: library not installed" in lines["django"]
 
 
+def test_doctor_says_what_head_sampling_does_to_span_metric_rates() -> None:
+    """Below 1, sample_ratio shrinks every span-metric rate: doctor says so and by how much."""
+    result = run_cli("doctor", TTBT5_EXPORTER="none", TTBT5_SAMPLE_RATIO="0.25")
+    assert result.returncode == 0, result.stderr
+    [warning] = [line for line in result.stdout.splitlines() if line.startswith("WARNING")]
+    assert "sample_ratio=0.25 drops 75% of new traces" in warning
+    assert "read 25% of the true values" in warning
+    assert "TTBT5_TRACE_SAMPLING_PERCENT" in warning
+
+    full = run_cli("doctor", TTBT5_EXPORTER="none")
+    assert "WARNING" not in full.stdout
+
+
 @pytest.mark.integration
 def test_doctor_fails_with_exit_1_when_nothing_listens() -> None:
     port = free_port()
