@@ -165,6 +165,8 @@ def test_tail_sampling_keeps_errors_and_slow_traces_and_a_tenth_of_the_rest(
         kept = _stored(jaeger, "ordinary")
         assert (errors, slow) == (ERRORS, SLOW)
         share = 100 * kept / ordinary
+        print(f"span metrics {counted:.0f}/{TRACES}; stored: errors {errors}/{ERRORS}, "
+              f"slow {slow}/{SLOW}, ordinary {kept}/{ordinary} ({share:.2f} %)")  # fmt: skip
         assert PERCENT - 1.5 <= share <= PERCENT + 1.5, f"{kept} of {ordinary} kept: {share:.2f} %"
     finally:
         stop_processes([collector])

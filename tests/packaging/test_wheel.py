@@ -155,11 +155,16 @@ def test_installed_stack_runs_from_the_wheel(venv: Path, tmp_path: Path) -> None
     """``stack up`` finds its configs inside the installed package, not in a checkout."""
     command = str(venv / "bin" / "ttbt5-otel")
     state = tmp_path / "state"
-    collector = str(REPO / "collector/_build/ttbt5-otelcol")
+    built = REPO / "collector" / "_build"
+    binaries = {
+        "TTBT5_COLLECTOR_BIN": str(built / "ttbt5-otelcol"),
+        "TTBT5_JAEGER_BIN": str(built / "ttbt5-jaeger"),
+        "TTBT5_VICTORIALOGS_BIN": str(built / "ttbt5-victoria-logs"),
+    }
 
     def stack(*args: str) -> subprocess.CompletedProcess[str]:
         argv = [command, "stack", *args, "--state-dir", str(state)]
-        return _call(argv, tmp_path, 180, TTBT5_COLLECTOR_BIN=collector)
+        return _call(argv, tmp_path, 180, **binaries)
 
     try:
         up = stack("up", "--timeout", "60")
@@ -167,7 +172,7 @@ def test_installed_stack_runs_from_the_wheel(venv: Path, tmp_path: Path) -> None
         status = stack("status")
         assert status.returncode == 0, status.stdout
         configs = json.loads((state / "stack.json").read_text())["components"]
-        for component in ("collector", "prometheus", "alertmanager"):
+        for component in ("jaeger", "collector", "prometheus", "alertmanager"):
             argv = " ".join(configs[component]["argv"])
             assert "site-packages/ttbt5_otel/_cli/stack_files/" in argv, argv
     finally:
@@ -181,3 +186,14 @@ def test_missing_collector_is_named(venv: Path, tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "ttbt5-otelcol not found on PATH" in result.stderr
     assert "TTBT5_COLLECTOR_BIN" in result.stderr
+
+
+def test_missing_trace_store_is_named(venv: Path, tmp_path: Path) -> None:
+    """With a collector but no Jaeger, ``stack up`` names the binary and how to build it."""
+    argv = [str(venv / "bin" / "ttbt5-otel"), "stack", "up", "--state-dir", str(tmp_path)]
+    collector = str(REPO / "collector/_build/ttbt5-otelcol")
+    result = _call(argv, tmp_path, 60, PATH="/usr/bin:/bin", TTBT5_COLLECTOR_BIN=collector)
+    assert result.returncode == 1
+    assert "ttbt5-jaeger or jaeger not found on PATH" in result.stderr
+    assert "collector/stores/build.sh" in result.stderr
+    assert "TTBT5_JAEGER_BIN" in result.stderr

@@ -226,6 +226,8 @@ def components(
     ``POST /-/reload`` and ``/-/quit`` from anyone who can reach it, web pages included.
     """
     apt = f"install it with `{INSTALL_HINT}`"
+    # Looked up first: without a collector nothing else is worth starting.
+    collector = _collector_binary()
     # The collector reads its addresses from these variables; they are pinned because the
     # Prometheus config scrapes exactly these ports.
     collector_env = {**os.environ, "TTBT5_COLLECTOR_HOST": HOST}
@@ -245,7 +247,7 @@ def components(
         Component(
             "collector",
             (
-                _collector_binary(),
+                collector,
                 "--config",
                 config_file("otel-collector.yaml"),
                 *_sampling_overlay(),
