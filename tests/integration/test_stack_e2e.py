@@ -471,6 +471,9 @@ def test_status_and_down_stop_exactly_the_recorded_processes(stack: Path) -> Non
     for name in COMPONENTS:
         [line] = [line for line in status.stdout.splitlines() if line.startswith(name)]
         assert line.split()[1:3] == ["running", "ready"], line
+    # Where to reach each part, the stores included.
+    assert "query API               http://127.0.0.1:16686/api/traces" in status.stdout
+    assert "web UI                  http://127.0.0.1:9428/select/vmui/" in status.stdout
     procs = recorded(stack)
     assert set(procs) == set(COMPONENTS)
 

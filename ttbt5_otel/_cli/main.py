@@ -142,6 +142,8 @@ def _stack_status(args: argparse.Namespace) -> int:
         state = "running" if item.running else "gone"
         ready = "ready" if item.ready else "not ready"
         _say(f"{item.name:<13} {state:<8} {ready:<10} pid {item.record.pid}  {item.record.ready}")
+        for label, url in item.record.urls.items():
+            _say(f"    {label:<23} {url}")
     return EXIT_OK if all(item.running and item.ready for item in found) else EXIT_FAILED
 
 
@@ -428,9 +430,18 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     handler: Handler = args.handler
     try:
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
     except StackError as exc:
         _err(str(exc))
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`ttbt5-otel traces | head`): stop quietly, and keep the
+        # interpreter's final flush from raising the same error again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_OK
+    return code

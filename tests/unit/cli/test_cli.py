@@ -352,3 +352,22 @@ def test_a_component_failing_to_start_stops_the_others_and_quotes_its_log(tmp_pa
     stat = Path(f"/proc/{pid}/stat")
     assert not stat.exists() or stat.read_text().split(") ")[1][0] in "ZX"
     assert not (state / "stack.json").exists()
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
+    """`ttbt5-otel doctor | true`: no BrokenPipeError report, exit 0."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ttbt5_otel", "doctor"],
+        env=clean_env(TTBT5_EXPORTER="none"),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    process.stdout.close()  # gone before the first line, as `true` would be
+    errors = process.stderr.read()
+    process.stderr.close()
+    assert process.wait(timeout=60) == 0, errors
+    assert "BrokenPipeError" not in errors, errors
