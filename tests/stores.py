@@ -12,6 +12,7 @@ broken trace view.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import urllib.error
@@ -20,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -81,6 +83,20 @@ def answers_200(url: str) -> bool:
         return False
     except OSError:
         return False
+
+
+def get_json(url: str) -> Any:
+    """``GET url`` answered 200 with JSON (a store's query API)."""
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        assert reply.status == 200, url
+        return json.load(reply)
+
+
+def get_lines(url: str) -> list[dict[str, Any]]:
+    """``GET url`` answered 200 with one JSON object per line (a LogsQL query)."""
+    with urllib.request.urlopen(url, timeout=10) as reply:
+        assert reply.status == 200, url
+        return [json.loads(line) for line in reply.read().decode().splitlines() if line]
 
 
 def _tail(path: Path, lines: int = 30) -> str:

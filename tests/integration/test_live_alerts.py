@@ -40,7 +40,7 @@ from tests.dashboards._support import (
 from tests.loopback import clean_env, free_port, stop_processes, webhook
 from tests.loopback import wait_until as wait_for
 from tests.paths import REPO
-from tests.stores import running_jaeger, running_victorialogs
+from tests.stores import get_json, get_lines, running_jaeger, running_victorialogs
 
 pytestmark = pytest.mark.integration
 
@@ -273,19 +273,6 @@ def test_alerts_resolve_once_the_workload_is_gone(live: Live, incident: dict) ->
 
 
 # --- from the alert to its evidence
-
-
-def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        assert response.status == 200, url
-        return json.load(response)
-
-
-def get_lines(url: str) -> list[dict[str, Any]]:
-    """A VictoriaLogs query answer: one JSON object per line."""
-    with urllib.request.urlopen(url, timeout=10) as response:
-        assert response.status == 200, url
-        return [json.loads(line) for line in response.read().decode().splitlines() if line]
 
 
 def error_ratio_links(live: Live) -> dict[str, str]:

@@ -33,6 +33,7 @@ import redis
 
 from tests.loopback import clean_env
 from tests.paths import REPO
+from tests.stores import get_json, get_lines
 from ttbt5_otel._cli.processes import ProcessId
 from ttbt5_otel._cli.stack import redis_url, reload
 
@@ -252,11 +253,6 @@ def test_app_metrics_reach_prometheus_with_their_labels(shop_run: AppRun) -> Non
         assert series["metric"]["service_version"] == "1.2.3", series
 
 
-def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return json.load(response)
-
-
 def test_traces_logs_and_exemplars_reach_the_stores(shop_run: AppRun) -> None:
     """Through `stack up`'s collector: the app's traces in Jaeger, its log records in
     VictoriaLogs under the same trace ids, its histograms' exemplars in Prometheus."""
@@ -268,9 +264,7 @@ def test_traces_logs_and_exemplars_reach_the_stores(shop_run: AppRun) -> None:
 
     def records() -> list[dict[str, Any]]:
         logs_query = urllib.parse.urlencode({"query": '"service.name":"shop"', "limit": "200"})
-        url = f"http://127.0.0.1:9428/select/logsql/query?{logs_query}"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return [json.loads(line) for line in response.read().decode().splitlines() if line]
+        return get_lines(f"http://127.0.0.1:9428/select/logsql/query?{logs_query}")
 
     found = wait_for("the shop's log records in VictoriaLogs", records)
     assert {record["_msg"] for record in found} >= {"charging"}
