@@ -104,10 +104,15 @@ class Spool:
         """
         self.directory = directory
         self.drain_timeout = drain_timeout
-        self._idle = threading.Event()
+        # A pass answers stop() only if it began after stop() asked: one that was already
+        # running may have been refused just before the collector came back.
+        self._passes = threading.Condition()
+        self._passes_asked = 0
+        self._passes_answered = -1  # no pass has ended yet
         self._send = send
         self._ledgers = ledgers
         self._offline = dict.fromkeys(_SERVICES, False)
+        self._listing = threading.Lock()
         self._wake = threading.Event()
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
@@ -125,8 +130,9 @@ class Spool:
 
     def store(self, signal: str, payload: bytes, items: int) -> None:
         """Keep one request for later; evict (and count) the oldest beyond the size cap."""
-        self._offline[signal] = True
-        evicted_files = self.directory.append(signal, payload, items)
+        with self._listing:
+            self._offline[signal] = True
+            evicted_files = self.directory.append(signal, payload, items)
         self._ledgers[signal].spool(items)
         for evicted in evicted_files:
             self._ledgers[evicted.signal].drop(evicted.items, SPOOL_FULL)
@@ -155,16 +161,19 @@ class Spool:
         delay = _FIRST_RETRY_S
         try:
             while not self._stopped.is_set():
+                with self._passes:
+                    asked = self._passes_asked
                 try:
                     sent_all = self._drain()
                 except Exception as exc:  # a damaged file or a full disk must not end replay
                     _guard.internal_error("spool replay", exc)
                     sent_all = False
                 # Empty, or the collector refused: either way a drain at stop is over.
-                self._idle.set()
+                with self._passes:
+                    self._passes_answered = asked
+                    self._passes.notify_all()
                 self._wake.wait(None if sent_all else delay)
                 self._wake.clear()
-                self._idle.clear()
                 delay = _FIRST_RETRY_S if sent_all else min(delay * 2, _LAST_RETRY_S)
         finally:
             detach(token)
@@ -172,10 +181,12 @@ class Spool:
     def _drain(self) -> bool:
         """Send stored requests oldest first; True once none is left."""
         while not self._stopped.is_set():
-            files = [f for f in self.directory.files() if f.signal in _SERVICES]
-            for signal in self._offline:
-                if not any(f.signal == signal for f in files):
-                    self._offline[signal] = False
+            # Under the lock a store() cannot land between the listing and the flag.
+            with self._listing:
+                files = [f for f in self.directory.files() if f.signal in _SERVICES]
+                for signal in self._offline:
+                    if not any(f.signal == signal for f in files):
+                        self._offline[signal] = False
             if not files:
                 return True
             # One listing per pass, not per file: a long backlog is thousands of files.
@@ -202,9 +213,11 @@ class Spool:
             and thread.is_alive()
             and any(self._offline.values())
         ):
-            self._idle.clear()
-            self._wake.set()
-            self._idle.wait(self.drain_timeout)
+            with self._passes:
+                self._passes_asked += 1
+                asked = self._passes_asked
+                self._wake.set()
+                self._passes.wait_for(lambda: self._passes_answered >= asked, self.drain_timeout)
         self._stopped.set()
         self._wake.set()
 

@@ -66,7 +66,7 @@ def probe(telemetry: Any) -> dict[str, Any]:
         for p in providers.logger_provider._multi_log_record_processor._log_record_processors
         if hasattr(p, "_batch_processor")
     ]
-    readers = list(providers.meter_provider._all_metric_readers)
+    readers = list(providers.meter_provider._metric_readers)
     bridge = installed_bridge()
     flushed: list[int] = []
 
