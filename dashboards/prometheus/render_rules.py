@@ -43,6 +43,9 @@ RUNBOOK_BASE = "https://github.com/ttbt5/ttbt5-otel/blob/main/docs/runbooks.md"
 # one, its UI) and VictoriaLogs. --jaeger-url and --victorialogs-url override them.
 JAEGER_URL = "http://127.0.0.1:16686"
 VICTORIALOGS_URL = "http://127.0.0.1:9428"
+# Jaeger's search for failed spans: the attribute the collector gives them
+# (otel-collector.yaml, transform/searchable_errors), URL-encoded.
+ERROR_TRACES_FILTER = "tags=%7B%22otel.status_code%22%3A%22ERROR%22%7D"
 # How far before the evaluation the evidence links look: the rate window and the longest
 # for: of the service alerts, with room to spare.
 EVIDENCE_LOOKBACK = 3600
@@ -722,7 +725,7 @@ def _window_query(offset: int) -> str:
     return f"time() + {offset}" if offset >= 0 else f"time() - {-offset}"
 
 
-def evidence_links(settings: Settings) -> dict[str, str]:
+def evidence_links(settings: Settings, lookback: int = EVIDENCE_LOOKBACK) -> dict[str, str]:
     """Annotations linking an alert of one service to its error traces and ERROR logs.
 
     Templated from the alert's ``service_name`` label and the evaluation time (a template
@@ -731,15 +734,14 @@ def evidence_links(settings: Settings) -> dict[str, str]:
     scripts and ``ttbt5-otel``; the others open the stores' web UIs.
     """
     service = "{{ $labels.service_name | urlquery }}"
-    start = f'{{{{ with query "{_window_query(-EVIDENCE_LOOKBACK)}" }}}}'
+    start = f'{{{{ with query "{_window_query(-lookback)}" }}}}'
     end = f'{{{{ with query "{_window_query(300)}" }}}}'
     seconds = '{{ . | first | value | printf "%.0f" }}{{ end }}'
     micros = '{{ . | first | value | printf "%.0f" }}000000{{ end }}'
     # The collector gives failed spans the attribute otel.status_code=ERROR, which Jaeger
     # can search (otel-collector.yaml, transform/searchable_errors).
     traces_query = (
-        f"service={service}&tags=%7B%22otel.status_code%22%3A%22ERROR%22%7D"
-        f"&start={start}{micros}&end={end}{micros}&limit=20"
+        f"service={service}&{ERROR_TRACES_FILTER}&start={start}{micros}&end={end}{micros}&limit=20"
     )
     # LogsQL: this service's records at ERROR severity or above, in the window.
     logs_query = (

@@ -67,7 +67,7 @@ def test_grouping_repeats_and_inhibition() -> None:
     config = _config()
     route = config["route"]
     assert isinstance(route, dict)
-    assert route["group_by"] == ["alertname", "service_name"]
+    assert route["group_by"] == ["alertname", "service_name", "slo"]
     by_receiver = {child["receiver"]: child for child in route["routes"]}
     # Criticals repeat more often than warnings.
     assert by_receiver["critical"]["repeat_interval"] == "1h"
@@ -76,9 +76,26 @@ def test_grouping_repeats_and_inhibition() -> None:
         {
             "source_matchers": ['severity="critical"'],
             "target_matchers": ['severity="warning"'],
-            "equal": ["alertname", "service_name"],
+            "equal": ["alertname", "service_name", "slo"],
         }
     ]
+
+
+def test_burn_rate_pages_and_tickets_route_by_severity() -> None:
+    rules = yaml.safe_load((PROMETHEUS_DIR / "rules" / "ttbt5-slos.yml").read_text())
+    burns = [
+        rule["labels"]
+        for group in rules["groups"]
+        for rule in group["rules"]
+        if rule.get("alert") == "Ttbt5ErrorBudgetBurn"
+    ]
+    assert {(labels["response"], labels["severity"]) for labels in burns} == {
+        ("page", "critical"),
+        ("ticket", "warning"),
+    }
+    for labels in burns:
+        matchers = [f"{key}={value}" for key, value in labels.items()]
+        _routes_to(labels["severity"], "alertname=Ttbt5ErrorBudgetBurn", *matchers)
 
 
 def test_every_receiver_posts_to_the_local_webhook_by_default() -> None:
