@@ -80,11 +80,25 @@ def panel(
     mappings: list[Json] | None = None,
     options: Json | None = None,
     custom: Json | None = None,
+    thresholds: list[tuple[float | None, str]] | None = None,
+    decimals: int | None = None,
+    overrides: list[Json] | None = None,
 ) -> Json:
-    """A panel without position; ``dashboard`` assigns ids and grid positions."""
+    """A panel without position; ``dashboard`` assigns ids and grid positions.
+
+    ``thresholds`` are (lower bound, colour) steps, the first one's bound ``None`` (from
+    minus infinity).
+    """
     defaults: Json = {"unit": unit}
+    if decimals is not None:
+        defaults["decimals"] = decimals
     if mappings:
         defaults["mappings"] = mappings
+    if thresholds:
+        defaults["thresholds"] = {
+            "mode": "absolute",
+            "steps": [{"color": color, "value": value} for value, color in thresholds],
+        }
     if custom:
         defaults["custom"] = custom
     for ref_id, query in zip("ABCDEFGH", targets, strict=False):
@@ -94,16 +108,23 @@ def panel(
         "title": title,
         "description": description,
         "datasource": DATASOURCE,
-        "fieldConfig": {"defaults": defaults, "overrides": []},
+        "fieldConfig": {"defaults": defaults, "overrides": overrides or []},
         "options": options or {},
         "targets": targets,
         "gridPos": {"w": width, "h": height},
     }
 
 
-def row(title: str) -> Json:
-    """A row header (no query, no unit)."""
-    return {"type": "row", "title": title, "collapsed": False, "panels": []}
+def row(title: str, *, repeat: str = "") -> Json:
+    """A row header (no query, no unit).
+
+    ``repeat`` names a variable to repeat the row by: Grafana shows one copy of the row and
+    of the panels under it for each selected value, with the variable set to that value.
+    """
+    header: Json = {"type": "row", "title": title, "collapsed": False, "panels": []}
+    if repeat:
+        header["repeat"] = repeat
+    return header
 
 
 def _states(*names: tuple[int, str, str]) -> list[Json]:
@@ -173,6 +194,7 @@ def dashboard(uid: str, title: str, description: str, panels: list[Json], **extr
             row_height = max(row_height, height)
         laid_out.append(placed)
     variables = extra.pop("variables", [SERVICE_VARIABLE, INSTANCE_VARIABLE])
+    links = extra.pop("links", [])
     return {
         "uid": uid,
         "title": title,
@@ -194,7 +216,8 @@ def dashboard(uid: str, title: str, description: str, panels: list[Json], **extr
                 "asDropdown": True,
                 "includeVars": True,
                 "keepTime": True,
-            }
+            },
+            *links,
         ],
         "templating": {"list": variables},
         "panels": laid_out,
@@ -424,6 +447,7 @@ def service_overview() -> Json:
         "ttbt5 / Service overview",
         "Request rate, error ratio, latency and error events of one service.",
         panels,
+        links=[ERROR_BUDGET_LINK],
     )
 
 
@@ -757,6 +781,194 @@ def runtime_pipeline() -> Json:
     )
 
 
+# --- error budget: the SLO series of dashboards/prometheus/rules/ttbt5-slos.yml
+# (generated from dashboards/slos.yaml by dashboards/prometheus/render_slos.py)
+
+ERROR_BUDGET_UID = "ttbt5-error-budget"
+# The SLO series carry service_name and slo (no instance): one service, one or more SLOs.
+SLO = 'service_name="$service", slo=~"$slo"'
+# The windows of slo:sli_error:ratio_rate<window>: the short and long windows of the four
+# Ttbt5ErrorBudgetBurn alerts (14.4x over 1h and 5m, 6x over 6h and 30m, 3x over 1d and 2h,
+# 1x over 3d and 6h). The demo profile keeps these names for windows ten times shorter.
+SLO_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+BURN_RATES = ((1, "yellow"), (3, "orange"), (6, "red"), (14.4, "dark-red"))
+# Red once overspent, orange in the last quarter, green before.
+BUDGET_THRESHOLDS: list[tuple[float | None, str]] = [(None, "red"), (0, "orange"), (0.25, "green")]
+# Columns of the burn-rate alerts table left out: the same on every row of one SLO.
+ALERT_LABELS_HIDDEN = (
+    "Time",
+    "Value",
+    "__name__",
+    "alertname",
+    "alertstate",
+    "service_name",
+    "sli",
+    "slo_window",
+)
+# Legends: an SLO's series are split by deployment environment (empty when apps set none).
+ENVIRONMENT = "{{deployment_environment_name}}"
+
+SLO_SERVICE_VARIABLE = _variable(
+    "service", "Service", "label_values(slo:sli_total:rate5m, service_name)", multi=False
+)
+SLO_VARIABLE = _variable(
+    "slo", "SLO", 'label_values(slo:objective:ratio{service_name=~"$service"}, slo)', multi=True
+)
+# From the service overview to the error budget of the same service and time range.
+ERROR_BUDGET_LINK: Json = {
+    "type": "link",
+    "title": "Error budget",
+    "tooltip": "SLOs, error budget and burn rates of this service",
+    "url": f"/d/{ERROR_BUDGET_UID}/{ERROR_BUDGET_UID}",
+    "icon": "dashboard",
+    "includeVars": True,
+    "keepTime": True,
+    "targetBlank": False,
+    "asDropdown": False,
+    "tags": [],
+}
+
+
+def _slo(record: str) -> str:
+    """``record`` of the selected service and SLOs."""
+    return f"{record}{{{SLO}}}"
+
+
+def _burn_rate(window: str) -> str:
+    """How many times faster than the budget allows the SLO failed over ``window``."""
+    return (
+        f"{_slo(f'slo:sli_error:ratio_rate{window}')}"
+        f" / on (service_name, slo) group_left {_slo('slo:error_budget:ratio')}"
+    )
+
+
+def error_budget() -> Json:
+    """The SLOs of one service: budget left, SLI against objective, burn rates, alerts."""
+    stat = {
+        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+        "graphMode": "area",
+        "textMode": "value_and_name",
+        "justifyMode": "auto",
+        "orientation": "auto",
+    }
+    dashed = {"thresholdsStyle": {"mode": "dashed"}}
+    objective_line = {
+        "matcher": {"id": "byName", "options": "objective"},
+        "properties": [
+            {"id": "color", "value": {"mode": "fixed", "fixedColor": "red"}},
+            {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
+        ],
+    }
+    panels = [
+        row("SLO $slo", repeat="slo"),
+        panel(
+            "Error budget remaining",
+            "Share of the error budget left over the SLO's window (slo_window, e.g. 30d): "
+            "100 % untouched, 0 % spent, below 0 overspent (the SLO is missed for the window). "
+            "Red when overspent, orange in the last quarter.",
+            "percentunit",
+            [target(_slo("slo:error_budget_remaining:ratio"), ENVIRONMENT)],
+            kind="stat",
+            width=6,
+            thresholds=BUDGET_THRESHOLDS,
+            decimals=1,
+            options=dict(stat, colorMode="background"),
+        ),
+        panel(
+            "SLI over the SLO window",
+            "Share of good requests over the SLO's window, beside the objective the SLO "
+            "promises: while the SLI is at or above the objective, budget is left.",
+            "percentunit",
+            [
+                target(f"1 - {_slo('slo:sli_error:ratio_period')}", f"SLI {ENVIRONMENT}"),
+                target(_slo("slo:objective:ratio"), "objective"),
+            ],
+            kind="stat",
+            width=6,
+            decimals=3,
+            options=dict(stat, colorMode="none"),
+        ),
+        panel(
+            "SLI over time",
+            "Share of good requests over the last 5m and 1h, against the objective (red "
+            "dashed line). Time under the line spends budget; Burn rate by window shows how "
+            "fast.",
+            "percentunit",
+            [
+                target(
+                    f"1 - {_slo(f'slo:sli_error:ratio_rate{window}')}", f"{window} {ENVIRONMENT}"
+                )
+                for window in ("5m", "1h")
+            ]
+            + [target(_slo("slo:objective:ratio"), "objective")],
+            overrides=[objective_line],
+        ),
+        panel(
+            "Burn rate by window",
+            "Share of bad requests over each window divided by the error budget: 1 spends the "
+            "budget exactly over the SLO's window, 14.4 spends 2 % of a 30d budget in an hour. "
+            "Dashed lines at the burn rates of Ttbt5ErrorBudgetBurn: it pages when both 1h and "
+            "5m exceed 14.4, or 6h and 30m exceed 6, and opens a ticket when 1d and 2h exceed "
+            "3, or 3d and 6h exceed 1.",
+            "suffix:x",
+            [target(_burn_rate(window), f"{window} {ENVIRONMENT}") for window in SLO_WINDOWS],
+            thresholds=[(None, "green"), *BURN_RATES],
+            custom=dashed,
+        ),
+        panel(
+            "Error budget remaining over time",
+            "The error budget left over the SLO's window, as it evolves: a steep fall is a "
+            "fast burn, a slow decline a steady one. Dashed lines at 25 % and 0 (spent).",
+            "percentunit",
+            [target(_slo("slo:error_budget_remaining:ratio"), ENVIRONMENT)],
+            thresholds=BUDGET_THRESHOLDS,
+            custom=dashed,
+        ),
+        panel(
+            "Requests and bad requests",
+            "Requests per second the SLO counts over 5m, and those that are bad for it "
+            "(failed for availability, slower than the threshold for latency).",
+            "reqps",
+            [
+                target(_slo("slo:sli_total:rate5m"), f"requests {ENVIRONMENT}"),
+                target(_slo("slo:sli_bad:rate5m"), f"bad {ENVIRONMENT}"),
+            ],
+        ),
+        dict(
+            panel(
+                "Burn-rate alerts firing",
+                "Ttbt5ErrorBudgetBurn alerts of this SLO firing now: response page (critical) "
+                "or ticket (warning), the burn rate and the two windows that exceed it. Empty "
+                "while the budget burns at a sustainable rate.",
+                "none",
+                [
+                    target(
+                        f'ALERTS{{alertname="Ttbt5ErrorBudgetBurn", alertstate="firing", {SLO}}}',
+                        instant=True,
+                        table=True,
+                    )
+                ],
+                kind="table",
+                options={"showHeader": True},
+            ),
+            transformations=[
+                {
+                    "id": "organize",
+                    "options": {"excludeByName": dict.fromkeys(ALERT_LABELS_HIDDEN, True)},
+                }
+            ],
+        ),
+    ]
+    return dashboard(
+        ERROR_BUDGET_UID,
+        "ttbt5 / Error budget",
+        "Error budget, SLI and burn rates of each SLO of one service (dashboards/slos.yaml), "
+        "and its firing burn-rate alerts.",
+        panels,
+        variables=[SLO_SERVICE_VARIABLE, SLO_VARIABLE],
+    )
+
+
 def dashboards() -> dict[str, Json]:
     """File name -> dashboard model."""
     return {
@@ -764,6 +976,7 @@ def dashboards() -> dict[str, Json]:
         "caching.json": caching(),
         "resilience.json": resilience(),
         "runtime-pipeline.json": runtime_pipeline(),
+        "error-budget.json": error_budget(),
     }
 
 

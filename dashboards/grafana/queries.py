@@ -12,8 +12,9 @@ against a Prometheus filled with real data checks exactly what the panels show:
 
 Grafana's own variables get fixed values: ``$__rate_interval`` and ``$__interval`` 1m (four
 scrapes at the 10s scrape interval of dashboards/prometheus/prometheus.yml), ``$__range``
-1h. ``$instance`` and ``$collector`` are regular expressions (``.*`` selects all, as the
-dashboards' "All" option does); ``$service`` is one service name.
+1h. ``$instance``, ``$collector`` and ``$slo`` (the error-budget dashboard's SLO names) are
+regular expressions (``.*`` selects all, as the dashboards' "All" option does); ``$service``
+is one service name.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ def variables(
     instance: str = ".*",
     *,
     collector: str = ".*",
+    slo: str = ".*",
     rate_interval: str = "1m",
     time_range: str = "1h",
 ) -> dict[str, str]:
@@ -64,6 +66,7 @@ def variables(
         "service": service,
         "instance": instance,
         "collector": collector,
+        "slo": slo,
         "__rate_interval": rate_interval,
         "__interval": rate_interval,
         "__range": time_range,
@@ -87,13 +90,19 @@ def all_queries(
     instance: str = ".*",
     *,
     collector: str = ".*",
+    slo: str = ".*",
     rate_interval: str = "1m",
     time_range: str = "1h",
     directory: Path = DASHBOARDS_DIR,
 ) -> list[PanelQuery]:
     """Every panel query of every dashboard in ``directory``, in dashboard and panel order."""
     values = variables(
-        service, instance, collector=collector, rate_interval=rate_interval, time_range=time_range
+        service,
+        instance,
+        collector=collector,
+        slo=slo,
+        rate_interval=rate_interval,
+        time_range=time_range,
     )
     found: list[PanelQuery] = []
     for path in sorted(directory.glob("*.json")):
@@ -120,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--service", required=True, help="value of $service")
     parser.add_argument("--instance", default=".*", help="regular expression for $instance")
     parser.add_argument("--collector", default=".*", help="regular expression for $collector")
+    parser.add_argument("--slo", default=".*", help="regular expression for $slo")
     parser.add_argument("--rate-interval", default="1m", help="value of $__rate_interval")
     parser.add_argument("--range", dest="time_range", default="1h", help="value of $__range")
     arguments = parser.parse_args(argv)
@@ -127,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         arguments.service,
         arguments.instance,
         collector=arguments.collector,
+        slo=arguments.slo,
         rate_interval=arguments.rate_interval,
         time_range=arguments.time_range,
     ):

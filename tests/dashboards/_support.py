@@ -26,6 +26,9 @@ from tests.paths import REPO
 PROMETHEUS_DIR = REPO / "dashboards" / "prometheus"
 ALERTMANAGER_CONFIG = REPO / "dashboards" / "alertmanager" / "alertmanager.yml"
 GRAFANA_DIR = REPO / "dashboards" / "grafana"
+# The SLO rules with every window and for: divided by 10, evaluated every second: the ones a
+# test of a few minutes can fill. Same rule names as rules/ttbt5-slos.yml, never load both.
+DEMO_SLO_RULES = PROMETHEUS_DIR / "profiles" / "demo" / "ttbt5-slos.yml"
 RUNBOOKS = REPO / "docs" / "runbooks.md"
 
 
@@ -64,6 +67,7 @@ def fast_prometheus_config(
     collector_ports: dict[str, int],
     alertmanager_port: int | None = None,
     render_options: tuple[str, ...] = (),
+    slo_rules: Path | None = None,
 ) -> Path:
     """The bundled rules with short durations and prometheus.yml scraping every second.
 
@@ -71,9 +75,13 @@ def fast_prometheus_config(
     under test, and the ``prometheus`` port the test Prometheus listens on (without it the
     self-scrape job is left out); without ``alertmanager_port`` no alerts are sent (they
     still fire). ``render_options`` go to ``render_rules.py`` (say, the stores' URLs).
+    ``slo_rules`` is an SLO rule file loaded beside the fast rules (``DEMO_SLO_RULES``; the
+    SLO rules are not rendered by ``render_rules.py``, and without it none are loaded).
     """
     run([sys.executable, str(PROMETHEUS_DIR / "render_rules.py"), "--fast", "--output-dir",
          str(work / "rules"), *render_options])  # fmt: skip
+    if slo_rules is not None:
+        shutil.copyfile(slo_rules, work / "rules" / slo_rules.name)
     scrape = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
     scrape["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
     scrape["rule_files"] = [str(work / "rules" / "*.yml")]

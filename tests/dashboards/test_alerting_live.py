@@ -343,6 +343,10 @@ def test_every_dashboard_query_runs_and_returns_data(stack: Stack) -> None:
     _wait("every alert firing", lambda: _firing(stack) >= _rules(), stack)
     empty = []
     for query in found:
+        # SLO series exist only for the services of dashboards/slos.yaml: the error-budget
+        # dashboard is checked against the demo's service, in test_live_alerts.py.
+        if query.dashboard == "ttbt5-error-budget":
+            continue
         try:
             result = stack.api("query", query=query.expr)
         except urllib.error.HTTPError as exc:

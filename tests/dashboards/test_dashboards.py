@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from itertools import combinations
@@ -12,13 +13,26 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.dashboards._support import GRAFANA_DIR, load_script, run, tool
+from tests.dashboards._support import (
+    DEMO_SLO_RULES,
+    GRAFANA_DIR,
+    PROMETHEUS_DIR,
+    load_script,
+    run,
+    tool,
+)
 
 generate = load_script(GRAFANA_DIR / "generate.py", "ttbt5_grafana_generate")
 queries = load_script(GRAFANA_DIR / "queries.py", "ttbt5_grafana_queries")
+render_slos = load_script(PROMETHEUS_DIR / "render_slos.py", "ttbt5_render_slos")
 
 DASHBOARDS_DIR = GRAFANA_DIR / "dashboards"
 UID = "ttbt5-prometheus"
+ERROR_BUDGET = "error-budget.json"
+# Dashboards of application and collector series, filtered by $service and $instance; the
+# error-budget dashboard reads the SLO series instead (service_name and slo, no instance).
+APP_DASHBOARDS = sorted(set(generate.render()) - {ERROR_BUDGET})
+SLO_RULES = PROMETHEUS_DIR / "rules" / "ttbt5-slos.yml"
 
 # Prometheus names of everything the SDK, the collector and Prometheus report that the
 # dashboards are meant to show (docs/metrics.md); a regex alternative counts as a use.
@@ -87,17 +101,19 @@ def test_generator_check_option(tmp_path: Path) -> None:
 # --- structure
 
 
-def test_the_four_dashboards() -> None:
+def test_the_five_dashboards() -> None:
     titles = {model["uid"]: model["title"] for model in _models().values()}
     assert titles == {
         "ttbt5-service-overview": "ttbt5 / Service overview",
         "ttbt5-caching": "ttbt5 / Caching",
         "ttbt5-resilience": "ttbt5 / Resilience",
         "ttbt5-runtime-pipeline": "ttbt5 / Runtime & pipeline",
+        "ttbt5-error-budget": "ttbt5 / Error budget",
     }
+    assert _models()[ERROR_BUDGET]["uid"] == generate.ERROR_BUDGET_UID
 
 
-@pytest.mark.parametrize("name", sorted(generate.render()))
+@pytest.mark.parametrize("name", APP_DASHBOARDS)
 def test_template_variables(name: str) -> None:
     model = _models()[name]
     variables = {variable["name"]: variable for variable in model["templating"]["list"]}
@@ -109,6 +125,31 @@ def test_template_variables(name: str) -> None:
     assert "$service" in variables["instance"]["query"]["query"]
     assert variables["instance"]["includeAll"]
     assert variables["instance"]["allValue"] == ".*"
+
+
+def test_error_budget_variables() -> None:
+    """One service among those with SLOs; its SLOs, several or all, one row repeated each."""
+    model = _models()[ERROR_BUDGET]
+    variables = {variable["name"]: variable for variable in model["templating"]["list"]}
+    assert list(variables) == ["service", "slo"]
+    for variable in variables.values():
+        assert variable["datasource"]["uid"] == UID
+    service, slo = variables["service"], variables["slo"]
+    assert service["query"]["query"] == "label_values(slo:sli_total:rate5m, service_name)"
+    assert not service["multi"]
+    assert (
+        slo["query"]["query"] == 'label_values(slo:objective:ratio{service_name=~"$service"}, slo)'
+    )
+    assert slo["multi"]
+    assert slo["includeAll"]
+    assert slo["allValue"] == ".*"
+    # The one row repeats per SLO, and holds every panel.
+    first, *rest = model["panels"]
+    assert first["type"] == "row"
+    assert first["repeat"] == "slo"
+    assert "$slo" in first["title"]
+    assert rest
+    assert all(panel["type"] != "row" for panel in rest)
 
 
 def test_every_panel_has_unit_datasource_and_targets() -> None:
@@ -129,13 +170,18 @@ def test_every_query_is_filtered_by_the_template_variables() -> None:
     for name, panel in _panels():
         for target in panel["targets"]:
             expr = target["expr"]
-            if expr.startswith("ALERTS"):
+            selectors = expr.count("{") - expr.count("{{")
+            if name == ERROR_BUDGET:
+                # Every selector, ALERTS included: one service, the SLOs of the row.
+                assert selectors, (name, expr)
+                assert expr.count('service_name="$service"') == selectors, (name, expr)
+                assert expr.count('slo=~"$slo"') == selectors, (name, expr)
+            elif expr.startswith("ALERTS"):
                 assert "$service" in expr
             elif "otelcol_" in expr:
                 assert 'instance=~"$collector"' in expr, (name, expr)
             elif expr != "max by (job, instance) (up)":
                 # Every selector of the query, not just the first one.
-                selectors = expr.count("{") - expr.count("{{")
                 assert expr.count('service_name="$service"') == selectors, (name, expr)
                 assert expr.count('instance=~"$instance"') == selectors, (name, expr)
 
@@ -223,6 +269,9 @@ def test_all_queries_fills_every_variable() -> None:
     assert any('service_name="checkout", instance=~"i-1|i-2"' in q.expr for q in found)
     assert any('instance=~"127.0.0.1:8888"' in q.expr for q in found)
     assert any(q.instant for q in found)
+    by_slo = queries.all_queries("checkout", slo="latency")
+    assert any('service_name="checkout", slo=~"latency"' in q.expr for q in by_slo)
+    assert all('slo=~".*"' in q.expr for q in found if q.dashboard == "ttbt5-error-budget")
 
 
 def test_unknown_variable_is_an_error() -> None:
@@ -254,6 +303,125 @@ def test_queries_command_prints_json_lines() -> None:
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert lines
     assert lines == [vars(query) for query in queries.all_queries("checkout")]
+
+
+# --- error budget
+
+
+def _rule_file(path: Path) -> tuple[set[str], list[dict[str, Any]]]:
+    """Record names and alerting rules of a rule file."""
+    rules = [
+        rule for group in yaml.safe_load(path.read_text())["groups"] for rule in group["rules"]
+    ]
+    return {rule["record"] for rule in rules if "record" in rule}, [
+        rule for rule in rules if "alert" in rule
+    ]
+
+
+def _error_budget_templates() -> list[str]:
+    return [
+        target["expr"]
+        for panel in _models()[ERROR_BUDGET]["panels"]
+        for target in panel.get("targets", [])
+    ]
+
+
+def test_error_budget_reads_the_slo_recording_rules() -> None:
+    """Every SLO series a query names is recorded by rules/ttbt5-slos.yml (and, under the
+    same names, by the demo profile), and the dashboard shows every one of them."""
+    records, alerts = _rule_file(SLO_RULES)
+    demo_records, _ = _rule_file(DEMO_SLO_RULES)
+    assert records == demo_records
+    used = {
+        name
+        for expr in _error_budget_templates()
+        for name in re.findall(r"\bslo:[a-z0-9_]+:[a-z0-9_]+\b", expr)
+    }
+    assert used, "no SLO series in the error-budget dashboard"
+    assert used <= records, sorted(used - records)
+    assert used == records, f"SLO series not shown: {sorted(records - used)}"
+    # The only other series is the state of the SLO alerts.
+    others = [expr for expr in _error_budget_templates() if "slo:" not in expr]
+    alerts_query = (
+        'ALERTS{alertname="Ttbt5ErrorBudgetBurn", alertstate="firing", '
+        'service_name="$service", slo=~"$slo"}'
+    )
+    assert others == [alerts_query]
+    assert {alert["alert"] for alert in alerts} == {"Ttbt5ErrorBudgetBurn"}
+
+
+def _panel(name: str, title: str) -> dict[str, Any]:
+    (found,) = [panel for panel in _models()[name]["panels"] if panel["title"] == title]
+    return found
+
+
+def test_error_budget_burn_rates_match_the_alerts() -> None:
+    """One burn-rate line per window of the alerts, threshold lines at their burn rates."""
+    _, alerts = _rule_file(SLO_RULES)
+    windows = {alert["labels"][key] for alert in alerts for key in ("long_window", "short_window")}
+    rates = {float(alert["labels"]["burn_rate"]) for alert in alerts}
+    assert rates == {1, 3, 6, 14.4}
+    burn = _panel(ERROR_BUDGET, "Burn rate by window")
+    shown = {
+        re.search(r"slo:sli_error:ratio_rate(\w+)\{", target["expr"]).group(1): target["expr"]
+        for target in burn["targets"]
+    }
+    assert set(shown) == windows == set(generate.SLO_WINDOWS)
+    for window, expr in shown.items():
+        assert expr == (
+            f'slo:sli_error:ratio_rate{window}{{service_name="$service", slo=~"$slo"}} '
+            "/ on (service_name, slo) group_left "
+            'slo:error_budget:ratio{service_name="$service", slo=~"$slo"}'
+        )
+    steps = burn["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert steps[0]["value"] is None
+    assert {step["value"] for step in steps[1:]} == rates
+    assert burn["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] == "dashed"
+
+
+def test_error_budget_panels() -> None:
+    model = _models()[ERROR_BUDGET]
+    budget = _panel(ERROR_BUDGET, "Error budget remaining")
+    assert budget["type"] == "stat"
+    defaults = budget["fieldConfig"]["defaults"]
+    assert defaults["unit"] == "percentunit"
+    assert defaults["thresholds"]["steps"] == [
+        {"color": "red", "value": None},
+        {"color": "orange", "value": 0},
+        {"color": "green", "value": 0.25},
+    ]
+    sli = _panel(ERROR_BUDGET, "SLI over time")
+    assert [target["expr"].split("{")[0] for target in sli["targets"]] == [
+        "1 - slo:sli_error:ratio_rate5m",
+        "1 - slo:sli_error:ratio_rate1h",
+        "slo:objective:ratio",
+    ]
+    requests = _panel(ERROR_BUDGET, "Requests and bad requests")
+    assert requests["fieldConfig"]["defaults"]["unit"] == "reqps"
+    alerts = _panel(ERROR_BUDGET, "Burn-rate alerts firing")
+    assert alerts["type"] == "table"
+    assert all(target.get("instant") for target in alerts["targets"])
+    # Every panel says what it shows and how to read it.
+    for panel in model["panels"][1:]:
+        assert len(panel["description"]) > 80, panel["title"]
+
+
+def test_service_overview_links_to_the_error_budget() -> None:
+    """With the service and the time range, at the address the burn-rate alerts link to."""
+    links = _models()["service-overview.json"]["links"]
+    (link,) = [link for link in links if link.get("url", "").startswith("/d/ttbt5-error-budget/")]
+    assert link["type"] == "link"
+    assert link["url"] == "/d/ttbt5-error-budget/ttbt5-error-budget"
+    assert link["includeVars"] is True
+    assert link["keepTime"] is True
+    assert render_slos.DASHBOARD_UID == render_slos.DASHBOARD_SLUG == generate.ERROR_BUDGET_UID
+    # The alerts' dashboard_url: this dashboard, with values for its own variables.
+    _, alerts = _rule_file(SLO_RULES)
+    names = {variable["name"] for variable in _models()[ERROR_BUDGET]["templating"]["list"]}
+    for alert in alerts:
+        url = alert["annotations"]["dashboard_url"]
+        assert "/d/ttbt5-error-budget/ttbt5-error-budget?" in url, url
+        assert set(re.findall(r"var-(\w+)=", url)) == names, url
 
 
 # --- provisioning

@@ -15,6 +15,7 @@ import yaml
 
 from tests.dashboards._support import PROMETHEUS_DIR, RUNBOOKS, load_script, run, tool
 from tests.paths import REPO
+from ttbt5_otel._cli import slo_profile
 
 SPEC = REPO / "dashboards" / "slos.yaml"
 SCHEMA = json.loads((REPO / "dashboards" / "slos.schema.json").read_text(encoding="utf-8"))
@@ -142,6 +143,8 @@ def test_the_demo_profile_divides_every_window_and_for_by_the_same_factor() -> N
     loaded = yaml.safe_load(DEMO.read_text(encoding="utf-8"))
     assert {group["interval"] for group in loaded["groups"]} == {"1s"}
     assert "DEMO PROFILE" in DEMO.read_text(encoding="utf-8")
+    # The stack divides its scrape interval by the same factor when it loads this profile.
+    assert factor == slo_profile.DEMO_FACTOR
 
 
 def test_page_and_ticket_alerts_follow_the_workbook() -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from ttbt5_otel._cli.alert_view import fetch_notifications
 
 from tests.integration.test_stack_e2e import (
     REPO,
@@ -100,3 +102,56 @@ def test_demo_against_the_local_stack(stack: Path):
     wait_series(f'ttbt5_errors_total{{{service},error_category="validation"}}', bool)
     wait_series(f'ttbt5_health_status{{{service},health_check="payments"}}', bool)
     wait_series(f'traces_span_metrics_calls_total{{{service},span_name="place_order"}}', bool)
+
+
+def test_demo_incident_pages_within_a_minute(stack: Path):
+    """The README's main command: a page delivered by Alertmanager within 60 s of the start.
+
+    The stack starts with the real SLO rules; the demo switches it to the demo profile,
+    fails the payment provider and watches the stack's webhook receiver. The time is taken
+    from the launch of the process, interpreter start-up included, and checked against the
+    receiver's own record of the delivery.
+    """
+    env = clean_env(TTBT5_CACHE_REDIS_URL=redis_url(stack) or "", TTBT5_STACK_DIR=str(stack))
+    launched = datetime.now(UTC)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ttbt5_otel", "demo", "--incident", "--state-dir", str(stack)],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-3000:]
+    [line] = [x for x in proc.stdout.splitlines() if x.startswith("SUMMARY ")]
+    page = json.loads(line.removeprefix("SUMMARY "))["page"]
+    assert page["alertname"] == "Ttbt5ErrorBudgetBurn"
+    assert page["service"] == "orders-demo"
+    assert page["severity"] == "critical"
+    assert page["after_seconds"] < 60, page
+    assert "now evaluates the demo SLO profile" in proc.stdout
+    assert "PAGE delivered by Alertmanager" in proc.stdout
+    shown = proc.stdout.split("PAGE delivered by Alertmanager", 1)[1]
+    for needle in ("Ttbt5ErrorBudgetBurn", "orders-demo", "SLO burns its error budget", "traces"):
+        assert needle in shown, shown[:2000]
+
+    # What Alertmanager really delivered, as the receiver recorded it.
+    delivered = [
+        (notification, alert)
+        for notification in fetch_notifications("http://127.0.0.1:9099")
+        for alert in notification["alerts"]
+        if alert["labels"].get("alertname") == "Ttbt5ErrorBudgetBurn"
+        and alert["labels"].get("response") == "page"
+        and alert["status"] == "firing"
+    ]
+    assert delivered, "the receiver holds no page"
+    notification, alert = delivered[0]
+    assert notification["receiver"] == "critical"
+    assert alert["labels"]["slo_profile"] == "demo"
+    received = datetime.fromisoformat(notification["received_at"])
+    seconds = (received - launched).total_seconds()
+    print(f"page delivered {seconds:.1f} s after the demo's launch")
+    assert seconds < 60
+    for key in ("runbook_url", "traces_url", "logs_url", "dashboard_url"):
+        assert alert["annotations"][key].startswith("http"), key

@@ -9,7 +9,8 @@ scripted incident; the tests assert that the error-ratio, open-breaker and low-h
 alerts fire in Prometheus, are delivered by Alertmanager with the expected labels and with
 links that lead to the service's error traces and ERROR log records, that exemplars lead to
 stored traces, that the alerts resolve once the workload is gone, and that every dashboard
-panel query returns data for the demo's service.
+panel query returns data for the demo's service (the error-budget dashboard's from the demo
+profile of the SLO rules).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import pytest
 
 from tests.dashboards._support import (
     ALERTMANAGER_CONFIG,
+    DEMO_SLO_RULES,
     GRAFANA_DIR,
     collector_environment,
     fast_prometheus_config,
@@ -142,7 +144,10 @@ def _live(tmp_path_factory: pytest.TempPathFactory, stores: ExitStack) -> Iterat
     jaeger = stores.enter_context(running_jaeger(work / "jaeger"))
     victorialogs = stores.enter_context(running_victorialogs(work / "victorialogs"))
     evidence = ("--jaeger-url", jaeger.url, "--victorialogs-url", victorialogs.url)
-    fast_prometheus_config(work, ports, ports["alertmanager"], evidence)
+    # The demo profile of the SLO rules feeds the error-budget dashboard: its windows are a
+    # tenth of the real ones (30s to 7.2h, 3d for the budget), and a rate over a window
+    # longer than the run reads the samples there are, so every panel has data after the demo.
+    fast_prometheus_config(work, ports, ports["alertmanager"], evidence, DEMO_SLO_RULES)
     collector_env = collector_environment(
         ports,
         TTBT5_TRACES_BACKEND_ENDPOINT=jaeger.otlp_grpc,

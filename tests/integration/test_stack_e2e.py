@@ -45,7 +45,15 @@ METRICS_DOC = REPO / "docs" / "metrics.md"
 PROMETHEUS = "http://127.0.0.1:9090"
 COLLECTOR_METRICS = "http://127.0.0.1:8889/metrics"
 DATA_TIMEOUT = 60.0
-COMPONENTS = ("jaeger", "victorialogs", "collector", "prometheus", "alertmanager", "redis")
+COMPONENTS = (
+    "jaeger",
+    "victorialogs",
+    "collector",
+    "prometheus",
+    "alert-webhook",
+    "alertmanager",
+    "redis",
+)
 COMMON_LABELS = {"service_name": "shop", "job": "shop", "deployment_environment_name": "test"}
 
 # What the loop app records: every row of docs/metrics.md with one of these OTel names

@@ -37,6 +37,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, cast
 from urllib.parse import urlsplit
 
@@ -51,6 +52,7 @@ from ttbt5_otel import (
     LifecycleHook,
     MemoryCache,
     RedisCache,
+    ValidationError,
     Validator,
     application_lifecycle,
     cached,
@@ -63,7 +65,10 @@ from ttbt5_otel import (
     span,
     traced,
 )
+from ttbt5_otel._cli.demo_incident import LEAD_S, LIMIT_S, RECOVERY_S, PageWatch
+from ttbt5_otel._cli.demo_incident import prepare as prepare_incident
 from ttbt5_otel._cli.stack import default_state_dir, redis_url
+from ttbt5_otel._exceptions import StackError
 from ttbt5_otel._sdk.checks import mask_url
 from ttbt5_otel._sdk.config import resolve_config
 
@@ -92,11 +97,26 @@ class World:
     product_calls: int = 0
     product_loads: int = 0
     transitions: list[str] = field(default_factory=list)
+    watch: PageWatch | None = None
+    """Set in incident mode: the outage lasts until it has seen a page."""
 
     def progress(self) -> float:
         return min(1.0, (time.monotonic() - self.started) / self.duration)
 
+    def paged_for(self) -> float | None:
+        """Seconds since the incident's page arrived (None before it, or without one)."""
+        page = self.watch.page if self.watch is not None else None
+        return None if page is None else time.monotonic() - page.at
+
+    def finished(self) -> bool:
+        paged_for = self.paged_for()
+        return paged_for is not None and paged_for >= RECOVERY_S
+
     def phase(self) -> str:
+        if self.watch is not None:
+            if time.monotonic() - self.started < LEAD_S:
+                return "normal"
+            return "payment outage" if self.paged_for() is None else "recovery"
         share = self.progress()
         if share < 0.25:
             return "normal"
@@ -174,11 +194,15 @@ async def charge(order_id: str, amount: float) -> str:
     return f"pay-{order_id}"
 
 
+class OutOfStockError(ApplicationError):
+    """The product cannot be reserved: a business answer, not a failure of the service."""
+
+
 @log_calls
 def reserve(product_id: int, quantity: int) -> None:
     """Take ``quantity`` items of a product out of stock."""
     if world.rng.random() < 0.03:
-        raise ApplicationError(
+        raise OutOfStockError(
             "product out of stock",
             severity=ErrorSeverity.MEDIUM,
             category=ErrorCategory.BUSINESS_LOGIC,
@@ -195,9 +219,14 @@ def pick_product() -> int:
     return min(int(world.rng.paretovariate(1.2)) - 1, PRODUCTS - 1)
 
 
-@handle_errors(fallback="rejected")
+# Two kinds of "no": an order refused for a reason the customer is told (invalid quantity,
+# out of stock) is a good answer, recorded on the span but not failing it; an order that
+# cannot be served (the payment provider is down) fails its span, and counts against the
+# service's availability SLO (dashboards/slos.yaml).
+@handle_errors(fallback="failed")
 @traced(name="place_order")
 @monitor_performance(name="place_order")
+@handle_errors(errors=(ValidationError, OutOfStockError), fallback="rejected")
 async def place_order(order_id: str, product_id: int, quantity: int) -> str:
     """Validate, price, reserve and charge one order."""
     with log.contextualize(order_id=order_id):
@@ -222,11 +251,10 @@ async def reindex_catalogue() -> None:
 # --------------------------------------------------------------------------- the run
 def progress_line(elapsed: float) -> str:
     total = sum(world.outcomes.values())
-    failed = total - world.outcomes["placed"]
-    ratio = failed / total if total else 0.0
+    ratio = world.outcomes["failed"] / total if total else 0.0
     hits = 1 - world.product_loads / world.product_calls if world.product_calls else 0.0
     return (
-        f"[{elapsed:5.1f}s] {world.phase():<19} orders {total:5d}  error ratio {ratio:6.1%}"
+        f"[{elapsed:5.1f}s] {world.phase():<19} orders {total:5d}  failed {ratio:6.1%}"
         f"  cache hit {hits:6.1%}  breaker {payments.state.value}"
     )
 
@@ -245,7 +273,7 @@ async def run(seconds: float, rate: float) -> None:
     sequence = 0
     next_progress = 0.0
     interactive = sys.stdout.isatty()
-    while (elapsed := time.monotonic() - world.started) < seconds:
+    while (elapsed := time.monotonic() - world.started) < seconds and not world.finished():
         task = asyncio.create_task(one_order(sequence))
         in_flight.add(task)
         task.add_done_callback(in_flight.discard)
@@ -263,14 +291,15 @@ async def run(seconds: float, rate: float) -> None:
 
 def summary(seconds: float, exporter: str) -> dict[str, Any]:
     total = sum(world.outcomes.values())
-    placed = world.outcomes["placed"]
+    failed = world.outcomes["failed"]
     return {
         "service": SERVICE,
         "seconds": round(seconds, 1),
         "orders": total,
-        "placed": placed,
-        "rejected": total - placed,
-        "error_ratio": round((total - placed) / total, 4) if total else 0.0,
+        "placed": world.outcomes["placed"],
+        "rejected": world.outcomes["rejected"],
+        "failed": failed,
+        "error_ratio": round(failed / total, 4) if total else 0.0,
         "cache_hit_ratio": round(1 - world.product_loads / world.product_calls, 4)
         if world.product_calls
         else 0.0,
@@ -289,6 +318,14 @@ def print_summary(result: dict[str, Any]) -> None:
     print(f"  cache hit ratio   {result['cache_hit_ratio']:.1%} ({result['cache_levels']})")
     transitions = ", ".join(result["breaker_transitions"]) or "none"
     print(f"  breaker payments  {transitions}")
+    if "page" in result:
+        page = result["page"]
+        print(
+            f"  page              {page['alertname']} ({page['service']}, {page['slo']} SLO) "
+            f"delivered {page['after_seconds']} s after the start; `ttbt5-otel alerts` lists it"
+            if page
+            else "  page              none arrived: see http://127.0.0.1:9090/classic/alerts"
+        )
     if result["exporter"] == "otlp":
         print(f"  telemetry         OTLP to {result['endpoint']}")
         print("  look at           Prometheus   http://127.0.0.1:9090/classic/graph")
@@ -319,15 +356,51 @@ def choose_exporter(endpoint: str) -> Literal["otlp", "console", "none"]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=30.0, help="length of the run")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        help=f"length of the run (default 30; with --incident the most it waits for the page, "
+        f"default {LIMIT_S:.0f})",
+    )
     parser.add_argument("--rate", type=float, default=40.0, help="orders per second")
     parser.add_argument("--seed", type=int, default=7, help="random seed")
+    parser.add_argument(
+        "--incident",
+        action="store_true",
+        help="against the local stack: switch it to the demo SLO profile, fail the payment "
+        f"provider after {LEAD_S:.0f} s until a burn-rate page arrives at the stack's webhook, "
+        "and show it; exit 1 when none arrives",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=default_state_dir(),
+        help="the local stack's state (default: $TTBT5_STACK_DIR or ./.ttbt5-stack)",
+    )
     args = parser.parse_args(argv)
+    started = time.monotonic()
+    seconds = args.seconds or (LIMIT_S if args.incident else 30.0)
     world.rng.seed(args.seed)
     # The endpoint init() will use: TTBT5_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT, the
     # config file or the default, as for any app.
     endpoint = resolve_config({}).endpoint
     exporter = choose_exporter(endpoint)
+    if args.incident:
+        if exporter != "otlp":
+            print(f"--incident needs the local stack (nothing listens on {mask_url(endpoint)}): "
+                  "run `ttbt5-otel stack up` first", file=sys.stderr)  # fmt: skip
+            return 1
+        try:
+            since, earlier_pages = prepare_incident(args.state_dir, SERVICE, print)
+        except StackError as exc:
+            print(f"--incident: {exc}", file=sys.stderr)
+            return 1
+        started = time.monotonic()  # a wait for an earlier run's page is not part of the run
+        print(f"incident: normal traffic for {LEAD_S:.0f} s, then the payment provider fails "
+              f"until a page arrives (at most {seconds:.0f} s)")  # fmt: skip
+        world.watch = PageWatch(
+            SERVICE, since, started, lambda line: print(line, flush=True), earlier_pages
+        )
     # The terminal is for the progress line and the summary: log records (every one from INFO
     # up, failed orders included) go out as OTel logs, or as console-exporter lines.
     console = logging.StreamHandler()
@@ -344,12 +417,17 @@ def main(argv: list[str] | None = None) -> int:
         service_name=SERVICE, exporter=exporter, metric_export_interval=2.0, service_version="1.0"
     )
     async def service() -> None:
-        await run(args.seconds, args.rate)
+        await run(seconds, args.rate)
         await context.health.run_once()
 
     asyncio.run(service())
-    print_summary({**summary(args.seconds, exporter), "endpoint": mask_url(endpoint)})
-    return 0
+    ran = time.monotonic() - world.started
+    result = {**summary(ran, exporter), "endpoint": mask_url(endpoint)}
+    if world.watch is not None:
+        world.watch.stop()
+        result["page"] = world.watch.page.summary() if world.watch.page else None
+    print_summary(result)
+    return 1 if world.watch is not None and world.watch.page is None else 0
 
 
 # CircuitOpenError is named for readers following the flow: a rejected charge raises it

@@ -1,8 +1,9 @@
 """The ``ttbt5-otel`` command.
 
 Exit codes: 0 success; 1 the check or operation failed (collector not reachable, stack not
-started or not healthy, trace not found); 2 usage or configuration error, and for ``traces``
-and ``trace`` a trace or log store that cannot be asked.
+started or not healthy, trace not found, alert receiver not answering); 2 usage or
+configuration error, and for ``traces`` and ``trace`` a trace or log store that cannot be
+asked.
 
 Each subcommand is registered by one ``_add_*`` function listed in ``_COMMANDS``; a new
 subcommand is one more function there.
@@ -11,6 +12,8 @@ subcommand is one more function there.
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import sys
 import time
@@ -18,7 +21,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypeAlias
 
+from ttbt5_otel._cli.alert_view import DEFAULT_URL as DEFAULT_ALERTS_URL
+from ttbt5_otel._cli.alert_view import URL_ENV as ALERTS_ENV
+from ttbt5_otel._cli.alert_view import (
+    Notification,
+    fetch_notifications,
+    format_notification,
+    printable,
+    wait_for,
+)
 from ttbt5_otel._cli.doctor import describe_config, sampling_warning, send_test_span
+from ttbt5_otel._cli.slo_profile import PROFILES, current_profile
 from ttbt5_otel._cli.stack import default_state_dir, down, status, up
 from ttbt5_otel._cli.trace_render import summary_line, trace_lines
 from ttbt5_otel._cli.trace_view import (
@@ -128,6 +141,7 @@ def _stack_up(args: argparse.Namespace) -> int:
         prometheus_lifecycle=args.prometheus_lifecycle,
         timeout=args.timeout,
         report=_say,
+        slo_profile=args.slo_profile,
     )
     _say(f"stack is up; state in {args.state_dir}; stop it with `ttbt5-otel stack down`")
     return EXIT_OK
@@ -144,6 +158,7 @@ def _stack_status(args: argparse.Namespace) -> int:
         _say(f"{item.name:<13} {state:<8} {ready:<10} pid {item.record.pid}  {item.record.ready}")
         for label, url in item.record.urls.items():
             _say(f"    {label:<23} {url}")
+    _say(f"SLO rules: the {current_profile(args.state_dir)} profile (`stack up --slo-profile`)")
     return EXIT_OK if all(item.running and item.ready for item in found) else EXIT_FAILED
 
 
@@ -189,6 +204,13 @@ def _add_stack(subparsers: _Subparsers) -> None:
         "stop it); without it, reload with SIGHUP",
     )
     start.add_argument(
+        "--slo-profile",
+        choices=PROFILES,
+        help="SLO rules Prometheus evaluates: standard, or demo (every window divided by 10, "
+        "so a demo incident pages within a minute); default $TTBT5_SLO_PROFILE, else the "
+        "stack's last choice, else standard. A running Prometheus is switched",
+    )
+    start.add_argument(
         "--timeout", type=_positive_float, default=30.0, help="readiness timeout per component"
     )
     start.set_defaults(handler=_stack_up)
@@ -229,7 +251,11 @@ def _demo(args: argparse.Namespace) -> int:
     # which the other commands never need.
     from ttbt5_otel._cli import demo  # noqa: PLC0415
 
-    argv = ["--seconds", str(args.seconds), "--rate", str(args.rate), "--seed", str(args.seed)]
+    argv = ["--rate", str(args.rate), "--seed", str(args.seed), "--state-dir", str(args.state_dir)]
+    if args.seconds is not None:
+        argv += ["--seconds", str(args.seconds)]
+    if args.incident:
+        argv.append("--incident")
     return demo.main(argv)
 
 
@@ -238,11 +264,29 @@ def _add_demo(subparsers: _Subparsers) -> None:
         "demo",
         help="run the order-service demo (OTLP to the local stack if it is up, else console)",
         description="Run the order-service demo: an order flow with caching, "
-        "retries, a circuit breaker, validation and a scripted incident.",
+        "retries, a circuit breaker, validation and a scripted incident. With --incident, "
+        "against the local stack: the payment provider fails until Alertmanager delivers an "
+        "error-budget page to the stack's webhook (within a minute, with the demo SLO profile "
+        "it switches the stack to), and the page is shown as it arrives.",
     )
-    parser.add_argument("--seconds", type=_positive_float, default=30.0, help="length of the run")
+    parser.add_argument(
+        "--seconds",
+        type=_positive_float,
+        help="length of the run (default 30; with --incident, the most it waits: 90)",
+    )
     parser.add_argument("--rate", type=_positive_float, default=40.0, help="orders per second")
     parser.add_argument("--seed", type=int, default=7, help="random seed")
+    parser.add_argument(
+        "--incident",
+        action="store_true",
+        help="fail the payment provider until a burn-rate page arrives; exit 1 if none does",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=lambda value: Path(value).absolute(),
+        default=default_state_dir(),
+        help="the local stack's state (default: $TTBT5_STACK_DIR or ./.ttbt5-stack)",
+    )
     parser.set_defaults(handler=_demo)
 
 
@@ -400,12 +444,87 @@ def _add_trace(subparsers: _Subparsers) -> None:
     parser.set_defaults(handler=_trace)
 
 
+# --- alerts
+
+
+def _show_notification(notification: Notification, as_json: bool) -> None:
+    if as_json:
+        _say(json.dumps(notification))
+        return
+    alerts = notification.get("alerts")
+    count = len(alerts) if isinstance(alerts, list) else 0
+    received_at, receiver = notification.get("received_at"), notification.get("receiver")
+    _say(
+        f"{printable(received_at or '?')}  receiver {printable(receiver or '?')}"
+        f", {count} alert{'' if count == 1 else 's'}"
+    )
+    for line in format_notification(notification):
+        _say(f"  {line}")
+
+
+def _alerts(args: argparse.Namespace) -> int:
+    try:
+        url = _store_url(args.url, ALERTS_ENV, DEFAULT_ALERTS_URL)
+    except ValueError as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    try:
+        found = fetch_notifications(url, timeout=args.timeout)
+        for notification in found:
+            _show_notification(notification, args.json)
+        if not found and not args.json:
+            _say(f"no notifications received yet by {mask_url(url)}")
+        if args.follow:
+            since = found[-1].get("received_at") if found else None
+            # Never matches: runs until Ctrl-C, printing each notification as it arrives.
+            wait_for(
+                lambda _alert, _notification: False,
+                url,
+                since,
+                timeout=math.inf,
+                poll=1.0,
+                on_new=lambda notification: _show_notification(notification, args.json),
+            )
+    except StackError as exc:
+        # main() prints it and exits 1.
+        raise StackError(f"{exc} (`ttbt5-otel stack up` starts it)") from None
+    return EXIT_OK
+
+
+def _add_alerts(subparsers: _Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "alerts",
+        help="show the notifications Alertmanager delivered to the local stack's webhook",
+        description="Print the notifications the stack's alert webhook receiver holds (the "
+        "last 200, oldest first): per alert its status, severity, name, service and summary, "
+        "and its runbook, traces, logs and dashboard links. Exit 1 when the receiver does "
+        "not answer.",
+    )
+    parser.add_argument(
+        "--url",
+        metavar="URL",
+        help=f"the receiver (default: ${ALERTS_ENV} or {DEFAULT_ALERTS_URL})",
+    )
+    parser.add_argument(
+        "--follow", action="store_true", help="keep printing new notifications until Ctrl-C"
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=2.0,
+        help="seconds to wait for each answer (default: 2)",
+    )
+    parser.set_defaults(handler=_alerts)
+
+
 _COMMANDS: Final[tuple[Callable[[_Subparsers], None], ...]] = (
     _add_doctor,
     _add_stack,
     _add_demo,
     _add_traces,
     _add_trace,
+    _add_alerts,
 )
 
 

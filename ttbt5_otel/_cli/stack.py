@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlencode
 
+from ttbt5_otel._cli import slo_profile as slo_profiles
 from ttbt5_otel._cli.processes import (
     ProcessId,
     command_line,
@@ -50,6 +51,7 @@ from ttbt5_otel._cli.stack_parts import (
     JAEGER_OTLP_GRPC_PORT,
     VICTORIALOGS_PORT,
     Component,
+    alert_webhook,
     config_file,
     find_binary,
     log_store,
@@ -68,6 +70,8 @@ REDIS_CONFIG_FILE: Final = "redis.conf"
 REDIS_PORT: Final = 6379
 LIFECYCLE_ENV: Final = "TTBT5_PROMETHEUS_LIFECYCLE"
 SAMPLING_ENV: Final = "TTBT5_TRACE_SAMPLING_PERCENT"
+SPAN_METRICS_FLUSH_ENV: Final = "TTBT5_COLLECTOR_SPAN_METRICS_FLUSH_INTERVAL"
+PROMETHEUS_URL: Final = f"http://{HOST}:9090"
 INSTALL_HINT: Final = "apt-get install prometheus prometheus-alertmanager redis-server"
 _COLLECTOR_PORTS: Final = {
     "OTLP_GRPC": 4317,
@@ -218,12 +222,17 @@ def lifecycle_requested() -> bool:
 
 
 def components(
-    state_dir: Path, *, with_redis: bool, prometheus_lifecycle: bool = False
+    state_dir: Path,
+    *,
+    with_redis: bool,
+    prometheus_lifecycle: bool = False,
+    slo_profile: str = "standard",
 ) -> list[Component]:
     """The components to run, in start order; raises ``StackError`` for missing binaries.
 
     ``prometheus_lifecycle`` adds ``--web.enable-lifecycle``: Prometheus then accepts
     ``POST /-/reload`` and ``/-/quit`` from anyone who can reach it, web pages included.
+    ``slo_profile`` chooses the SLO rules Prometheus evaluates (``slo_profile.PROFILES``).
     """
     apt = f"install it with `{INSTALL_HINT}`"
     # Looked up first: without a collector nothing else is worth starting.
@@ -239,6 +248,9 @@ def components(
         TTBT5_TRACES_BACKEND_INSECURE="true",
         TTBT5_LOGS_BACKEND_ENDPOINT=f"http://{HOST}:{VICTORIALOGS_PORT}/insert/opentelemetry",
     )
+    # Span metrics every 2s instead of 15s: a local stack is watched as it happens, and the
+    # demo profile's 30s windows need many points.
+    collector_env.setdefault(SPAN_METRICS_FLUSH_ENV, "2s")
     base = f"http://{HOST}"
     found = [
         # The stores first: the collector's exporters find them up from its start.
@@ -267,8 +279,8 @@ def components(
             "prometheus",
             (
                 find_binary("TTBT5_PROMETHEUS_BIN", ("prometheus",), apt),
-                # Rule file paths in the config resolve against the config file's directory.
-                f"--config.file={config_file('prometheus/prometheus.yml')}",
+                # The shipped config with absolute rule paths and the chosen SLO profile.
+                f"--config.file={state_dir / slo_profiles.CONFIG_FILE}",
                 f"--storage.tsdb.path={state_dir / 'prometheus'}",
                 f"--web.listen-address={HOST}:9090",
                 # Keeps the trace ids that the collector's OpenMetrics page attaches to
@@ -280,14 +292,17 @@ def components(
             f"{base}:9090/-/ready",
             {"web UI": f"{base}:9090/", "query API": f"{base}:9090/api/v1/query"},
             dict(os.environ),
+            lambda: _ensure_config(state_dir, slo_profile),
         ),
+        alert_webhook(state_dir, os.environ),
         Component(
             "alertmanager",
             (
                 find_binary(
                     "TTBT5_ALERTMANAGER_BIN", ("prometheus-alertmanager", "alertmanager"), apt
                 ),
-                f"--config.file={config_file('alertmanager/alertmanager.yml')}",
+                # The shipped config, with the chosen SLO profile's timings.
+                f"--config.file={state_dir / slo_profiles.ALERTMANAGER_CONFIG_FILE}",
                 f"--storage.path={state_dir / 'alertmanager'}",
                 f"--web.listen-address={HOST}:9093",
                 # An empty address disables clustering (and its port 9094).
@@ -297,6 +312,7 @@ def components(
             f"{base}:9093/-/ready",
             {"web UI": f"{base}:9093/"},
             dict(os.environ),
+            lambda: _ensure_config(state_dir, slo_profile),
         ),
     ]
     if with_redis:
@@ -390,6 +406,7 @@ def up(
     prometheus_lifecycle: bool | None = None,
     timeout: float = 30.0,
     report: Callable[[str], None] = print,
+    slo_profile: str | None = None,
 ) -> dict[str, Record]:
     """Start every component that is not already running and wait until each is ready.
 
@@ -399,17 +416,28 @@ def up(
 
     ``prometheus_lifecycle`` (default: ``TTBT5_PROMETHEUS_LIFECYCLE``, else off) starts
     Prometheus with its HTTP lifecycle API; without it, ``reload`` (SIGHUP) reloads it.
+
+    ``slo_profile`` (default: ``TTBT5_SLO_PROFILE``, else the profile the state directory
+    last had, else standard) chooses the SLO rules; a running Prometheus is switched to it.
     """
     if prometheus_lifecycle is None:
         prometheus_lifecycle = lifecycle_requested()
+    requested = slo_profiles.requested_profile(slo_profile)
     _private_dir(state_dir)
-    wanted = components(state_dir, with_redis=with_redis, prometheus_lifecycle=prometheus_lifecycle)
+    wanted = components(
+        state_dir,
+        with_redis=with_redis,
+        prometheus_lifecycle=prometheus_lifecycle,
+        slo_profile=requested or slo_profiles.current_profile(state_dir),
+    )
     records = {n: r for n, r in load(state_dir).items() if is_running(r.process)}
     started: list[str] = []
     try:
         for component in wanted:
             if component.name in records:
                 report(f"{component.name}: already running (pid {records[component.name].pid})")
+                if component.name == "prometheus" and requested is not None:
+                    use_slo_profile(state_dir, requested, report)
                 continue
             ensure_ports_free(component.name, component.ports, HOST)
             log = state_dir / f"{component.name}.log"
@@ -448,6 +476,43 @@ def up(
         for label, url in record.urls.items():
             report(f"  {name:<13} {label:<23} {url}")
     return records
+
+
+def _ensure_config(state_dir: Path, profile: str) -> None:
+    slo_profiles.write_config(state_dir, profile)
+
+
+def use_slo_profile(
+    state_dir: Path, profile: str, report: Callable[[str], None] = print, timeout: float = 15.0
+) -> None:
+    """Make the stack's running Prometheus evaluate the SLO rules of ``profile``.
+
+    Rewrites its configuration and reloads it (SIGHUP) unless it already evaluates them;
+    ``StackError`` when no Prometheus of this stack runs, or one that reads another file.
+    """
+    record = load(state_dir).get("prometheus")
+    if record is None or not is_running(record.process):
+        raise StackError(f"no Prometheus of the stack in {state_dir} runs: `ttbt5-otel stack up`")
+    alertmanager = load(state_dir).get("alertmanager")
+    if f"--config.file={state_dir / slo_profiles.CONFIG_FILE}" not in record.argv or (
+        alertmanager is not None
+        and f"--config.file={state_dir / slo_profiles.ALERTMANAGER_CONFIG_FILE}"
+        not in alertmanager.argv
+    ):
+        raise StackError(
+            "the running Prometheus was started by an older ttbt5-otel and cannot switch SLO "
+            "profiles: `ttbt5-otel stack down` and `ttbt5-otel stack up`"
+        )
+    current = slo_profiles.current_profile(state_dir)
+    if current == profile and slo_profiles.loaded_profile(PROMETHEUS_URL) == profile:
+        return
+    slo_profiles.write_config(state_dir, profile)
+    reload(state_dir)
+    if alertmanager is not None and is_running(alertmanager.process):
+        reload(state_dir, "alertmanager")
+    slo_profiles.wait_loaded(PROMETHEUS_URL, profile, timeout)
+    windows = " (every window divided by 10)" if profile == "demo" else ""
+    report(f"prometheus: now evaluates the {profile} SLO profile{windows}")
 
 
 def status(state_dir: Path) -> list[Status]:

@@ -3,7 +3,8 @@
 The collector, Prometheus, Alertmanager and Redis are described in ``stack.py``; the two
 stores live here: Jaeger v2 (traces) and VictoriaLogs (logs), both built from their Go
 modules by ``collector/stores/build.sh`` into ``collector/_build/`` of a source checkout,
-or found through ``TTBT5_JAEGER_BIN`` / ``TTBT5_VICTORIALOGS_BIN`` or on the PATH.
+or found through ``TTBT5_JAEGER_BIN`` / ``TTBT5_VICTORIALOGS_BIN`` or on the PATH. So does
+the alert webhook receiver (``alert_webhook``), which runs on this very interpreter.
 
 Their ports are pinned like the others': the collector config exports to exactly these
 (``TTBT5_TRACES_BACKEND_ENDPOINT``, ``TTBT5_LOGS_BACKEND_ENDPOINT``), and alert links and
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +47,9 @@ JAEGER_OTLP_GRPC_PORT: Final = JAEGER_PORTS["OTLP_GRPC"]
 VICTORIALOGS_PORT: Final = 9428
 # Logs older than this are removed; a local stack is for recent evidence.
 VICTORIALOGS_RETENTION: Final = "7d"
+# Where dashboards/alertmanager/alertmanager.yml posts every notification.
+ALERT_WEBHOOK_PORT: Final = 9099
+ALERTS_FILE: Final = "alerts.jsonl"
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,5 +143,28 @@ def log_store(state_dir: Path, base_env: Mapping[str, str]) -> Component:
             "web UI": f"{base}/select/vmui/",
             "LogsQL API": f"{base}/select/logsql/query",
         },
+        dict(base_env),
+    )
+
+
+def alert_webhook(state_dir: Path, base_env: Mapping[str, str]) -> Component:
+    """The receiver of Alertmanager's notifications, kept in ``alerts.jsonl`` (0600)."""
+    base = f"http://{HOST}:{ALERT_WEBHOOK_PORT}"
+    return Component(
+        "alert-webhook",
+        (
+            sys.executable,
+            "-m",
+            "ttbt5_otel._cli.alert_webhook",
+            "--host",
+            HOST,
+            "--port",
+            str(ALERT_WEBHOOK_PORT),
+            "--store",
+            str(state_dir / ALERTS_FILE),
+        ),
+        (ALERT_WEBHOOK_PORT,),
+        f"{base}/-/ready",
+        {"notifications": f"{base}/alerts"},
         dict(base_env),
     )
