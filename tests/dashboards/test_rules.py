@@ -58,7 +58,8 @@ def _render(tmp_path: Path, *options: str) -> Path:
 
 
 def test_rule_files_are_valid() -> None:
-    run([_promtool(), "check", "rules", *map(str, sorted(RULES_DIR.glob("*.yml")))])
+    files = sorted(RULES_DIR.glob("*.yml")) + sorted(PROMETHEUS_DIR.glob("profiles/*/*.yml"))
+    run([_promtool(), "check", "rules", "--lint=all", "--lint-fatal", *map(str, files)])
 
 
 def test_rule_unit_tests_pass() -> None:

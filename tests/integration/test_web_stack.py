@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from tests.dashboards._support import (
+    DEMO_SLO_RULES,
     GRAFANA_DIR,
     collector_environment,
     fast_prometheus_config,
@@ -65,7 +66,8 @@ def burst(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     names = ("grpc", "http", "prom_exporter", "telemetry", "health", "prometheus")
     ports = {name: free_port() for name in names}
     prometheus = f"http://127.0.0.1:{ports['prometheus']}"
-    fast_prometheus_config(work, ports)
+    # The SLO rules of the demo profile: their windows fit a test of a minute.
+    fast_prometheus_config(work, ports, slo_rules=DEMO_SLO_RULES)
     processes = []
     logs: list[Path] = []
     redis = RedisServer(free_port(), work)
@@ -154,6 +156,22 @@ def test_error_alert_fires_with_the_true_server_error_ratio(
         f'sum(traces_span_metrics_calls_total{{service_name="{service}"}})',
     )
     assert float(everything[0]["value"][1]) < true_ratio
+
+
+@pytest.mark.parametrize("service", sorted(ROUTES))
+def test_the_availability_slo_sees_the_true_server_error_ratio(
+    burst: dict[str, Any], service: str
+) -> None:
+    """dashboards/slos.yaml: the storefront by its HTTP histogram (5xx), the inventory by its
+    entry spans, both on their product route. Their SLI is the share of requests that failed."""
+    true_ratio = BAD_PER_ROUND / (GOOD_PER_ROUND + BAD_PER_ROUND)
+    expr = f'slo:sli_error:ratio_rate1h{{service_name="{service}", slo="availability"}}'
+    found = wait_until(f"the SLI of {service}", lambda: _query(burst["prometheus"], expr), 30)
+    [series] = found
+    assert float(series["value"][1]) == pytest.approx(true_ratio, rel=0.15)
+    # 1 - 99.5 %: the burst burns the budget at dozens of times its rate.
+    burn = float(series["value"][1]) / 0.005
+    assert burn > 14.4
 
 
 @pytest.mark.parametrize("service", sorted(ROUTES))

@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.loopback import clean_env, free_port
 from tests.paths import REPO
@@ -172,9 +173,22 @@ def test_installed_stack_runs_from_the_wheel(venv: Path, tmp_path: Path) -> None
         status = stack("status")
         assert status.returncode == 0, status.stdout
         configs = json.loads((state / "stack.json").read_text())["components"]
-        for component in ("jaeger", "collector", "prometheus", "alertmanager"):
+        shipped = "site-packages/ttbt5_otel/_cli/stack_files/"
+        for component in ("jaeger", "collector"):
             argv = " ".join(configs[component]["argv"])
-            assert "site-packages/ttbt5_otel/_cli/stack_files/" in argv, argv
+            assert shipped in argv, argv
+        # Prometheus and Alertmanager read copies written into the state directory from
+        # the shipped configs, with the shipped rules of the chosen SLO profile.
+        for component, written in (
+            ("prometheus", "prometheus.yml"),
+            ("alertmanager", "alertmanager.yml"),
+        ):
+            argv = " ".join(configs[component]["argv"])
+            assert f"--config.file={state / written}" in argv, argv
+            assert shipped in (state / written).read_text()
+        rules = yaml.safe_load((state / "prometheus.yml").read_text())["rule_files"]
+        assert rules
+        assert all(shipped in rule and Path(rule).is_file() for rule in rules), rules
     finally:
         down = stack("down")
     assert down.returncode == 0, down.stdout + down.stderr
