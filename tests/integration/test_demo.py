@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from ttbt5_otel._cli.alert_view import fetch_notifications
 
 from tests.integration.test_stack_e2e import (
     REPO,
@@ -20,6 +19,7 @@ from tests.integration.test_stack_e2e import (
 )
 from tests.loopback import clean_env
 from tests.otlp_receiver import GrpcReceiver
+from ttbt5_otel._cli.alert_view import fetch_notifications
 from ttbt5_otel._cli.stack import redis_url
 
 pytestmark = pytest.mark.integration
