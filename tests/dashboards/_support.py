@@ -42,9 +42,13 @@ def tool(name: str, package: str) -> str:
     return found
 
 
-def run(args: list[str], cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+def run(
+    args: list[str], cwd: Path = REPO, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run a command; fail with its output unless it exits 0."""
-    result = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False, cwd=cwd)
+    result = subprocess.run(
+        args, capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd
+    )
     assert result.returncode == 0, f"{' '.join(args)}\n{result.stdout}\n{result.stderr}"
     return result
 

@@ -63,7 +63,12 @@ def test_rule_files_are_valid() -> None:
 
 
 def test_rule_unit_tests_pass() -> None:
-    tests = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
+    # The SLO rules' tests simulate days of traffic: test_slos.py runs them on their own.
+    tests = [
+        path
+        for path in sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
+        if not path.name.startswith("ttbt5-slos")
+    ]
     assert PROMETHEUS_DIR / "tests" / "ttbt5-alerts-test.yml" in tests
     run([_promtool(), "test", "rules", *map(str, tests)])
 

@@ -234,6 +234,13 @@ def test_http_server_source_counts_5xx_and_filters_routes(tmp_path: Path) -> Non
     run([tool("promtool", "prometheus"), "test", "rules", str(test_file)])
 
 
+@pytest.mark.parametrize("name", ["ttbt5-slos-test.yml", "ttbt5-slos-3d-test.yml"])
+def test_the_burn_rate_maths_passes_promtool(name: str) -> None:
+    """The promtool cases of the SLO rules (three simulated days take half a minute)."""
+    run([tool("promtool", "prometheus"), "test", "rules", str(PROMETHEUS_DIR / "tests" / name)],
+        timeout=280)  # fmt: skip
+
+
 def test_slo_rule_tests_exist_for_both_slis() -> None:
     texts = [
         (PROMETHEUS_DIR / "tests" / name).read_text(encoding="utf-8")
