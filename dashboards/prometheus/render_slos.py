@@ -134,7 +134,10 @@ def _rate_sum(metric: str, selectors: list[str], window: str) -> str:
 
 def _events(slo: slo_spec.Slo, window: str) -> tuple[str, str]:
     """PromQL for the rate of all events and of bad events of ``slo`` over ``window``."""
-    le = f'le="{slo.threshold:g}"' if slo.threshold is not None else ""
+    # Prometheus 2 writes the bound 1 as le="1", Prometheus 3 (and 2 scraping protobuf) as
+    # le="1.0": accept both spellings of whole numbers.
+    bound = f"{slo.threshold:g}" if slo.threshold is not None else ""
+    le = f'le=~"{bound}|{bound}\\\\.0"' if bound.isdigit() else f'le="{bound}"'
     if slo.source == "span_metrics":
         entry = [_matchers(slo, matcher) for matcher in ENTRY_MATCHERS]
         calls = "traces_span_metrics_calls_total"
@@ -160,7 +163,12 @@ def _nested(*parts: str) -> str:
 
 
 def _difference(total: str, good: str) -> str:
-    return _nested(total, "-", good)
+    """Slow requests: all requests minus those within the bucket.
+
+    A missing bucket counts none as fast, so a wrong threshold shows as a burning SLO
+    rather than a silent one.
+    """
+    return _nested(total, "-", _nested(good, "or", f"{total} * 0"))
 
 
 def _bad_or_zero(total: str, bad: str) -> str:
@@ -180,6 +188,17 @@ def _labels(slo: slo_spec.Slo, profile: Profile) -> dict[str, str]:
     if profile.factor != 1:
         labels["slo_profile"] = profile.name
     return labels
+
+
+def _identity(slo: slo_spec.Slo, profile: Profile) -> str:
+    """A selector of exactly this SLO's recorded series in this profile.
+
+    Series of the other profile, or of this SLO before its window or SLI changed, stay in
+    the range selections (a 30d sum_over_time) long after; matched by service and name
+    alone, they would collide once the rule stamps its labels.
+    """
+    labels = {**_labels(slo, profile), "slo_profile": "" if profile.factor == 1 else profile.name}
+    return "{" + ", ".join(f'{key}="{value}"' for key, value in labels.items()) + "}"
 
 
 def _static(slo: slo_spec.Slo, profile: Profile, record: str, value: float) -> dict[str, Any]:
@@ -207,7 +226,7 @@ def recording_rules(slo: slo_spec.Slo, profile: Profile) -> list[dict[str, Any]]
         )
     # Over the SLO's window, from the 5m rates recorded above: weighted by traffic, and
     # cheap, where a rate() over 30 days would read every raw sample of the month.
-    match = f'{{service_name="{slo.service}", slo="{slo.name}"}}'
+    match = _identity(slo, profile)
     period = profile.period(slo)
     rules += [
         {
@@ -257,7 +276,7 @@ def _evidence(slo: slo_spec.Slo, burn: BurnAlert, profile: Profile) -> dict[str,
 def alert_rule(slo: slo_spec.Slo, burn: BurnAlert, profile: Profile) -> dict[str, Any]:
     """One burn-rate alert of one SLO."""
     threshold = f"{burn.burn_rate * slo.budget:.10g}"
-    match = f'{{service_name="{slo.service}", slo="{slo.name}"}}'
+    match = _identity(slo, profile)
     long_name = _window_name(burn.long_window)
     short_name = _window_name(burn.short_window)
     long_window = profile.window(burn.long_window)
@@ -318,8 +337,12 @@ def rule_file(slos: list[slo_spec.Slo], profile: Profile) -> dict[str, Any]:
         group: dict[str, Any] = {"name": f"ttbt5-slo-{slo.service}-{slo.name}"}
         if profile.interval:
             group["interval"] = profile.interval
+        # A burn the budget cannot reach (14.4x of a 10 % budget is over 100 % bad requests)
+        # would be an alert that never fires: left out.
         group["rules"] = recording_rules(slo, profile) + [
-            alert_rule(slo, burn, profile) for burn in BURN_ALERTS
+            alert_rule(slo, burn, profile)
+            for burn in BURN_ALERTS
+            if burn.burn_rate * slo.budget < 1
         ]
         groups.append(group)
     return {"groups": groups}

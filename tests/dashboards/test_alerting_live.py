@@ -334,7 +334,12 @@ def test_alertmanager_routes_by_severity_and_inhibits_warnings(stack: Stack) -> 
     time.sleep(3)
     assert delivered() == expected
     for notification in stack.notifications:
-        assert notification["groupLabels"].keys() <= {"alertname", "service_name"}
+        assert notification["groupLabels"].keys() <= {
+            "alertname",
+            "service_name",
+            "deployment_environment_name",
+            "slo",
+        }
 
 
 def test_every_dashboard_query_runs_and_returns_data(stack: Stack) -> None:

@@ -67,7 +67,7 @@ def test_grouping_repeats_and_inhibition() -> None:
     config = _config()
     route = config["route"]
     assert isinstance(route, dict)
-    assert route["group_by"] == ["alertname", "service_name", "slo"]
+    assert route["group_by"] == ["alertname", "service_name", "deployment_environment_name", "slo"]
     by_receiver = {child["receiver"]: child for child in route["routes"]}
     # Criticals repeat more often than warnings.
     assert by_receiver["critical"]["repeat_interval"] == "1h"
@@ -76,7 +76,7 @@ def test_grouping_repeats_and_inhibition() -> None:
         {
             "source_matchers": ['severity="critical"'],
             "target_matchers": ['severity="warning"'],
-            "equal": ["alertname", "service_name", "slo"],
+            "equal": ["alertname", "service_name", "deployment_environment_name", "slo"],
         }
     ]
 

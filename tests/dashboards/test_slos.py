@@ -251,3 +251,65 @@ def test_slo_rule_tests_exist_for_both_slis() -> None:
     joined = "\n".join(texts)
     for needle in ('slo="availability"', 'slo="latency"', "never fires", "ticket alert only"):
         assert needle in joined
+
+
+def test_a_whole_second_threshold_matches_both_spellings_of_its_bucket(tmp_path: Path) -> None:
+    """le="1" (Prometheus 2, text) and le="1.0" (Prometheus 3, protobuf) are the same bucket;
+    a bucket that matches nothing counts every request as slow rather than none."""
+    slo = {"name": "fast", "sli": "latency", "objective": 99, "threshold": "1s"}
+    rules = tmp_path / "slos.yml"
+    rules.write_text(
+        render_slos.render(slo_spec.parse(_spec(slos=[slo])), render_slos.STANDARD),
+        encoding="utf-8",
+    )
+    assert 'le=~"1|1\\\\.0"' in rules.read_text(encoding="utf-8")
+    series = (
+        'traces_span_metrics_duration_seconds_{kind}{{service_name="checkout", '
+        'deployment_environment_name="production", span_kind="SPAN_KIND_SERVER"{le}}}'
+    )
+    expected = (
+        '{service_name="checkout", deployment_environment_name="production", slo="fast", '
+        'sli="latency", slo_window="30d"}'
+    )
+    for le, slow in (('le="1.0"', 10), ('le="2.5"', 100)):
+        case = {
+            "rule_files": [str(rules)],
+            "evaluation_interval": "1m",
+            "tests": [
+                {
+                    "interval": "1m",
+                    "input_series": [
+                        {"series": series.format(kind="count", le=""), "values": "0+100x20"},
+                        {"series": series.format(kind="bucket", le=f", {le}"),
+                         "values": "0+90x20"},
+                    ],
+                    "promql_expr_test": [
+                        {
+                            "expr": "round(slo:sli_error:ratio_rate5m * 100)",
+                            "eval_time": "10m",
+                            "exp_samples": [{"labels": expected, "value": slow}],
+                        }
+                    ],
+                }
+            ],
+        }  # fmt: skip
+        test_file = tmp_path / "test.yml"
+        test_file.write_text(yaml.safe_dump(case), encoding="utf-8")
+        run([tool("promtool", "prometheus"), "test", "rules", str(test_file)])
+
+
+def test_burns_a_low_objective_cannot_reach_are_left_out() -> None:
+    slo = {"name": "a", "sli": "availability", "objective": 90}
+    loaded = yaml.safe_load(
+        render_slos.render(slo_spec.parse(_spec(slos=[slo])), render_slos.STANDARD)
+    )
+    burns = [r["labels"]["burn_rate"] for g in loaded["groups"] for r in g["rules"] if "alert" in r]
+    assert burns == ["6", "3", "1"]  # 14.4 x 10 % is more than every request
+
+
+def test_rules_read_only_the_series_of_their_own_slo_and_profile() -> None:
+    for path, profile in ((STANDARD, ""), (DEMO, "demo")):
+        for rule in _rules(path):
+            if "slo:" in rule["expr"] and "vector(" not in rule["expr"]:
+                assert f'slo_profile="{profile}"' in rule["expr"], rule
+                assert 'slo_window="30d"' in rule["expr"], rule

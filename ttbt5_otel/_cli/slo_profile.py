@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -93,9 +94,7 @@ def write_config(state_dir: Path, profile: str) -> Path:
                     route[key] = _divided(str(route[key]))
             routes += route.get("routes", [])
     _write(state_dir / ALERTMANAGER_CONFIG_FILE, shipped, profile, routing)
-    marker = state_dir / PROFILE_FILE
-    marker.write_text(profile + "\n", encoding="utf-8")
-    marker.chmod(0o600)
+    _write_text(state_dir / PROFILE_FILE, profile + "\n")
     return path
 
 
@@ -104,10 +103,20 @@ def _write(path: Path, shipped: Path, profile: str, config: dict[str, Any]) -> P
         f"# Written by `ttbt5-otel stack up` from {shipped}\n"
         f"# with the {profile} SLO profile; rewritten at every start and profile switch.\n"
     )
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(header + yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    tmp.chmod(0o600)
-    tmp.replace(path)
+    return _write_text(path, header + yaml.safe_dump(config, sort_keys=False))
+
+
+def _write_text(path: Path, text: str) -> Path:
+    # A fresh 0600 file beside the target, then an atomic rename: never a planted link,
+    # never a half-written config, never readable by others even for a moment.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(text)
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
 
 

@@ -229,6 +229,7 @@ def test_the_watch_prints_every_notification_and_keeps_the_first_page(
     watch.stop()
     assert watch.page is not None
     assert watch.page.alert["labels"]["service_name"] == "orders-demo"
+    assert watch.page.alert["fingerprint"] == "new"  # not the earlier run's page
     assert watch.page.summary()["alertname"] == "Ttbt5ErrorBudgetBurn"
     text = "\n".join(lines)
     assert text.count("notification at") == 3
