@@ -35,6 +35,26 @@ def _spec(**service: Any) -> dict[str, Any]:
     return {"version": 1, "services": {"checkout": service}}
 
 
+def _promtool_case(
+    tmp_path: Path, rules: Path, series: list[dict[str, str]], expr: str, sample: dict[str, Any]
+) -> None:
+    """One promtool case over ``rules``: at 10m, ``expr`` gives exactly ``sample``."""
+    case = {
+        "rule_files": [str(rules)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "promql_expr_test": [{"expr": expr, "eval_time": "10m", "exp_samples": [sample]}],
+            }
+        ],
+    }
+    test_file = tmp_path / "test.yml"
+    test_file.write_text(yaml.safe_dump(case), encoding="utf-8")
+    run([tool("promtool", "prometheus"), "test", "rules", str(test_file)])
+
+
 def test_committed_rules_equal_the_generator_output() -> None:
     result = subprocess.run(
         [sys.executable, str(RENDER), "--check"], capture_output=True, text=True, check=False
@@ -193,45 +213,29 @@ def test_http_server_source_counts_5xx_and_filters_routes(tmp_path: Path) -> Non
         'deployment_environment_name="{env}", http_route="{route}", '
         'http_response_status_code="{code}"}}'
     )
-    case = {
-        "rule_files": [str(rules)],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": [
-                    # /pay: 10 % answer 500, 404s are fine; /search and staging do not count.
-                    {"series": series.format(env="production", route="/pay", code="200"),
-                     "values": "0+80x20"},
-                    {"series": series.format(env="production", route="/pay", code="404"),
-                     "values": "0+10x20"},
-                    {"series": series.format(env="production", route="/pay", code="500"),
-                     "values": "0+10x20"},
-                    {"series": series.format(env="production", route="/search", code="500"),
-                     "values": "0+500x20"},
-                    {"series": series.format(env="staging", route="/pay", code="500"),
-                     "values": "0+500x20"},
-                ],
-                "promql_expr_test": [
-                    {
-                        "expr": "round(slo:sli_error:ratio_rate5m * 1000)",
-                        "eval_time": "10m",
-                        "exp_samples": [
-                            {
-                                "labels": '{service_name="checkout", '
-                                'deployment_environment_name="production", slo="pay", '
-                                'sli="availability", slo_window="30d"}',
-                                "value": 100,
-                            }
-                        ],
-                    }
-                ],
-            }
+    _promtool_case(
+        tmp_path,
+        rules,
+        [
+            # /pay: 10 % answer 500, 404s are fine; /search and staging do not count.
+            {"series": series.format(env="production", route="/pay", code="200"),
+             "values": "0+80x20"},
+            {"series": series.format(env="production", route="/pay", code="404"),
+             "values": "0+10x20"},
+            {"series": series.format(env="production", route="/pay", code="500"),
+             "values": "0+10x20"},
+            {"series": series.format(env="production", route="/search", code="500"),
+             "values": "0+500x20"},
+            {"series": series.format(env="staging", route="/pay", code="500"),
+             "values": "0+500x20"},
         ],
-    }  # fmt: skip
-    test_file = tmp_path / "test.yml"
-    test_file.write_text(yaml.safe_dump(case), encoding="utf-8")
-    run([tool("promtool", "prometheus"), "test", "rules", str(test_file)])
+        "round(slo:sli_error:ratio_rate5m * 1000)",
+        {
+            "labels": '{service_name="checkout", deployment_environment_name="production", '
+            'slo="pay", sli="availability", slo_window="30d"}',
+            "value": 100,
+        },
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize("name", ["ttbt5-slos-test.yml", "ttbt5-slos-3d-test.yml"])
@@ -272,30 +276,16 @@ def test_a_whole_second_threshold_matches_both_spellings_of_its_bucket(tmp_path:
         'sli="latency", slo_window="30d"}'
     )
     for le, slow in (('le="1.0"', 10), ('le="2.5"', 100)):
-        case = {
-            "rule_files": [str(rules)],
-            "evaluation_interval": "1m",
-            "tests": [
-                {
-                    "interval": "1m",
-                    "input_series": [
-                        {"series": series.format(kind="count", le=""), "values": "0+100x20"},
-                        {"series": series.format(kind="bucket", le=f", {le}"),
-                         "values": "0+90x20"},
-                    ],
-                    "promql_expr_test": [
-                        {
-                            "expr": "round(slo:sli_error:ratio_rate5m * 100)",
-                            "eval_time": "10m",
-                            "exp_samples": [{"labels": expected, "value": slow}],
-                        }
-                    ],
-                }
+        _promtool_case(
+            tmp_path,
+            rules,
+            [
+                {"series": series.format(kind="count", le=""), "values": "0+100x20"},
+                {"series": series.format(kind="bucket", le=f", {le}"), "values": "0+90x20"},
             ],
-        }  # fmt: skip
-        test_file = tmp_path / "test.yml"
-        test_file.write_text(yaml.safe_dump(case), encoding="utf-8")
-        run([tool("promtool", "prometheus"), "test", "rules", str(test_file)])
+            "round(slo:sli_error:ratio_rate5m * 100)",
+            {"labels": expected, "value": slow},
+        )
 
 
 def test_burns_a_low_objective_cannot_reach_are_left_out() -> None:
