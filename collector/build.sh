@@ -50,7 +50,7 @@ if ! command -v go >/dev/null 2>&1; then
   exit 1
 fi
 
-if [[ ! -x "$builder" ]] || ! "$builder" version 2>/dev/null | grep -q " $BUILDER_VERSION\$"; then
+if [[ ! -x "$builder" ]] || ! "$builder" version 2>&1 | grep -q " $BUILDER_VERSION\$"; then
   echo "Installing the collector builder $BUILDER_VERSION into $build_dir/bin ..." >&2
   GOBIN="$build_dir/bin" go install "go.opentelemetry.io/collector/cmd/builder@$BUILDER_VERSION"
 fi

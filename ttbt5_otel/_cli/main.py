@@ -32,7 +32,8 @@ from ttbt5_otel._cli.alert_view import (
 )
 from ttbt5_otel._cli.doctor import describe_config, sampling_warning, send_test_span
 from ttbt5_otel._cli.slo_profile import PROFILES, current_profile
-from ttbt5_otel._cli.stack import default_state_dir, down, status, up
+from ttbt5_otel._cli.stack import current_topology, default_state_dir, down, status, up
+from ttbt5_otel._cli.stack_ha import TOPOLOGIES
 from ttbt5_otel._cli.trace_render import summary_line, trace_lines
 from ttbt5_otel._cli.trace_view import (
     DEFAULT_JAEGER_URL,
@@ -142,6 +143,7 @@ def _stack_up(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         report=_say,
         slo_profile=args.slo_profile,
+        topology=args.topology,
     )
     _say(f"stack is up; state in {args.state_dir}; stop it with `ttbt5-otel stack down`")
     return EXIT_OK
@@ -158,6 +160,7 @@ def _stack_status(args: argparse.Namespace) -> int:
         _say(f"{item.name:<13} {state:<8} {ready:<10} pid {item.record.pid}  {item.record.ready}")
         for label, url in item.record.urls.items():
             _say(f"    {label:<23} {url}")
+    _say(f"topology: {current_topology(args.state_dir)} (`stack up --topology`)")
     _say(f"SLO rules: the {current_profile(args.state_dir)} profile (`stack up --slo-profile`)")
     return EXIT_OK if all(item.running and item.ready for item in found) else EXIT_FAILED
 
@@ -209,6 +212,13 @@ def _add_stack(subparsers: _Subparsers) -> None:
         help="SLO rules Prometheus evaluates: standard, or demo (every window divided by 10, "
         "so a demo incident pages within a minute); default $TTBT5_SLO_PROFILE, else the "
         "stack's last choice, else standard. A running Prometheus is switched",
+    )
+    start.add_argument(
+        "--topology",
+        choices=TOPOLOGIES,
+        help="single (default: one process of each kind), or ha: 2 agents, 2 gateway "
+        "collectors, 2 Prometheus with a Thanos query, 3 clustered Alertmanagers and a "
+        "3-master Redis Cluster; default: the stack's last choice, else single",
     )
     start.add_argument(
         "--timeout", type=_positive_float, default=30.0, help="readiness timeout per component"

@@ -82,7 +82,7 @@ def write_config(state_dir: Path, profile: str) -> Path:
     config["rule_files"] = rule_files(profile)
     if profile == "demo":
         config["global"]["scrape_interval"] = _divided(str(config["global"]["scrape_interval"]))
-    path = _write(state_dir / CONFIG_FILE, shipped, profile, config)
+    path = write_yaml(state_dir / CONFIG_FILE, shipped, profile, config)
     shipped = STACK_FILES / "alertmanager" / ALERTMANAGER_CONFIG_FILE
     routing = yaml.safe_load(shipped.read_text(encoding="utf-8"))
     if profile == "demo":
@@ -93,20 +93,22 @@ def write_config(state_dir: Path, profile: str) -> Path:
                 if key in route:
                     route[key] = _divided(str(route[key]))
             routes += route.get("routes", [])
-    _write(state_dir / ALERTMANAGER_CONFIG_FILE, shipped, profile, routing)
-    _write_text(state_dir / PROFILE_FILE, profile + "\n")
+    write_yaml(state_dir / ALERTMANAGER_CONFIG_FILE, shipped, profile, routing)
+    write_text_private(state_dir / PROFILE_FILE, profile + "\n")
     return path
 
 
-def _write(path: Path, shipped: Path, profile: str, config: dict[str, Any]) -> Path:
+def write_yaml(path: Path, source: Path | str, profile: str, config: dict[str, Any]) -> Path:
+    """Write ``config`` to ``path`` (0600, atomically) with a header naming its ``source``."""
     header = (
-        f"# Written by `ttbt5-otel stack up` from {shipped}\n"
+        f"# Written by `ttbt5-otel stack up` from {source}\n"
         f"# with the {profile} SLO profile; rewritten at every start and profile switch.\n"
     )
-    return _write_text(path, header + yaml.safe_dump(config, sort_keys=False))
+    return write_text_private(path, header + yaml.safe_dump(config, sort_keys=False))
 
 
-def _write_text(path: Path, text: str) -> Path:
+def write_text_private(path: Path, text: str) -> Path:
+    """Replace ``path`` with ``text`` atomically, as a file only its owner can read."""
     # A fresh 0600 file beside the target, then an atomic rename: never a planted link,
     # never a half-written config, never readable by others even for a moment.
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)

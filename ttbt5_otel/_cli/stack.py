@@ -33,6 +33,7 @@ from typing import Final
 from urllib.parse import urlencode
 
 from ttbt5_otel._cli import slo_profile as slo_profiles
+from ttbt5_otel._cli import stack_ha
 from ttbt5_otel._cli.processes import (
     ProcessId,
     command_line,
@@ -46,40 +47,31 @@ from ttbt5_otel._cli.processes import (
     stop,
 )
 from ttbt5_otel._cli.stack_parts import (
-    BUILD_DIR,
+    ALERTMANAGER_PORT,
+    COLLECTOR_PORTS,
     HOST,
-    JAEGER_OTLP_GRPC_PORT,
-    VICTORIALOGS_PORT,
+    INSTALL_HINT,
+    PROMETHEUS_PORT,
+    PROMETHEUS_URL,
     Component,
     alert_webhook,
+    alertmanager,
+    collector,
+    collector_binary,
     config_file,
     find_binary,
     log_store,
+    prometheus,
     trace_store,
 )
 from ttbt5_otel._exceptions import StackError
 
-SOURCE_BUILD: Final = BUILD_DIR / "ttbt5-otelcol"
-COLLECTOR_HINT: Final = (
-    "build it from a source checkout with `bash collector/build.sh`, or point "
-    "TTBT5_COLLECTOR_BIN at a ttbt5-otelcol binary"
-)
 STATE_FILE: Final = "stack.json"
 REDIS_PASSWORD_FILE: Final = "redis.password"  # noqa: S105 - a file name, not a password
 REDIS_CONFIG_FILE: Final = "redis.conf"
 REDIS_PORT: Final = 6379
 LIFECYCLE_ENV: Final = "TTBT5_PROMETHEUS_LIFECYCLE"
 SAMPLING_ENV: Final = "TTBT5_TRACE_SAMPLING_PERCENT"
-SPAN_METRICS_FLUSH_ENV: Final = "TTBT5_COLLECTOR_SPAN_METRICS_FLUSH_INTERVAL"
-PROMETHEUS_URL: Final = f"http://{HOST}:9090"
-INSTALL_HINT: Final = "apt-get install prometheus prometheus-alertmanager redis-server"
-_COLLECTOR_PORTS: Final = {
-    "OTLP_GRPC": 4317,
-    "OTLP_HTTP": 4318,
-    "PROMETHEUS": 8889,
-    "TELEMETRY": 8888,
-    "HEALTH": 13133,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,13 +108,6 @@ class Status:
 def default_state_dir() -> Path:
     """``TTBT5_STACK_DIR``, else ``.ttbt5-stack`` in the current directory."""
     return Path(os.environ.get("TTBT5_STACK_DIR") or ".ttbt5-stack").absolute()
-
-
-def _collector_binary() -> str:
-    """``TTBT5_COLLECTOR_BIN``, else a source checkout's build, else ``ttbt5-otelcol`` on PATH."""
-    if os.environ.get("TTBT5_COLLECTOR_BIN") or not SOURCE_BUILD.is_file():
-        return find_binary("TTBT5_COLLECTOR_BIN", ("ttbt5-otelcol",), COLLECTOR_HINT)
-    return str(SOURCE_BUILD)
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -234,88 +219,39 @@ def components(
     ``POST /-/reload`` and ``/-/quit`` from anyone who can reach it, web pages included.
     ``slo_profile`` chooses the SLO rules Prometheus evaluates (``slo_profile.PROFILES``).
     """
-    apt = f"install it with `{INSTALL_HINT}`"
     # Looked up first: without a collector nothing else is worth starting.
-    collector = _collector_binary()
-    # The collector reads its addresses from these variables; they are pinned because the
-    # Prometheus config scrapes exactly these ports.
-    collector_env = {**os.environ, "TTBT5_COLLECTOR_HOST": HOST}
-    for key, port in _COLLECTOR_PORTS.items():
-        collector_env[f"TTBT5_COLLECTOR_{key}_PORT"] = str(port)
-    collector_env.update(
-        TTBT5_COLLECTOR_QUEUE_DIR=str(state_dir / "collector" / "queue"),
-        TTBT5_TRACES_BACKEND_ENDPOINT=f"{HOST}:{JAEGER_OTLP_GRPC_PORT}",
-        TTBT5_TRACES_BACKEND_INSECURE="true",
-        TTBT5_LOGS_BACKEND_ENDPOINT=f"http://{HOST}:{VICTORIALOGS_PORT}/insert/opentelemetry",
-    )
-    # Span metrics every 2s instead of 15s: a local stack is watched as it happens, and the
-    # demo profile's 30s windows need many points.
-    collector_env.setdefault(SPAN_METRICS_FLUSH_ENV, "2s")
-    base = f"http://{HOST}"
+    binary = collector_binary()
+
+    def write_configs() -> None:
+        slo_profiles.write_config(state_dir, slo_profile)
+
     found = [
         # The stores first: the collector's exporters find them up from its start.
         trace_store(os.environ),
         log_store(state_dir, os.environ),
-        Component(
-            "collector",
-            (
-                collector,
-                "--config",
-                config_file("otel-collector.yaml"),
-                *_sampling_overlay(),
-            ),
-            tuple(_COLLECTOR_PORTS.values()),
-            f"{base}:13133/",
-            {
-                "OTLP gRPC": f"{base}:4317",
-                "OTLP HTTP": f"{base}:4318",
-                "metrics for Prometheus": f"{base}:8889/metrics",
-                "own metrics": f"{base}:8888/metrics",
-                "health": f"{base}:13133/",
-            },
-            collector_env,
-        ),
-        Component(
+        collector("collector", binary, state_dir, COLLECTOR_PORTS, os.environ, _sampling_overlay()),
+        prometheus(
             "prometheus",
-            (
-                find_binary("TTBT5_PROMETHEUS_BIN", ("prometheus",), apt),
-                # The shipped config with absolute rule paths and the chosen SLO profile.
-                f"--config.file={state_dir / slo_profiles.CONFIG_FILE}",
-                f"--storage.tsdb.path={state_dir / 'prometheus'}",
-                f"--web.listen-address={HOST}:9090",
-                # Keeps the trace ids that the collector's OpenMetrics page attaches to
-                # histogram buckets, for /api/v1/query_exemplars and Grafana.
-                "--enable-feature=exemplar-storage",
-                *(("--web.enable-lifecycle",) if prometheus_lifecycle else ()),
-            ),
-            (9090,),
-            f"{base}:9090/-/ready",
-            {"web UI": f"{base}:9090/", "query API": f"{base}:9090/api/v1/query"},
-            dict(os.environ),
-            lambda: _ensure_config(state_dir, slo_profile),
+            state_dir / slo_profiles.CONFIG_FILE,
+            PROMETHEUS_PORT,
+            state_dir,
+            os.environ,
+            lifecycle=prometheus_lifecycle,
+            prepare=write_configs,
         ),
         alert_webhook(state_dir, os.environ),
-        Component(
+        alertmanager(
             "alertmanager",
-            (
-                find_binary(
-                    "TTBT5_ALERTMANAGER_BIN", ("prometheus-alertmanager", "alertmanager"), apt
-                ),
-                # The shipped config, with the chosen SLO profile's timings.
-                f"--config.file={state_dir / slo_profiles.ALERTMANAGER_CONFIG_FILE}",
-                f"--storage.path={state_dir / 'alertmanager'}",
-                f"--web.listen-address={HOST}:9093",
-                # An empty address disables clustering (and its port 9094).
-                "--cluster.listen-address=",
-            ),
-            (9093,),
-            f"{base}:9093/-/ready",
-            {"web UI": f"{base}:9093/"},
-            dict(os.environ),
-            lambda: _ensure_config(state_dir, slo_profile),
+            # The shipped config, with the chosen SLO profile's timings.
+            state_dir / slo_profiles.ALERTMANAGER_CONFIG_FILE,
+            ALERTMANAGER_PORT,
+            state_dir,
+            os.environ,
+            prepare=write_configs,
         ),
     ]
     if with_redis:
+        apt = f"install it with `{INSTALL_HINT}`"
         password_file = state_dir / REDIS_PASSWORD_FILE
         found.append(
             Component(
@@ -407,6 +343,7 @@ def up(
     timeout: float = 30.0,
     report: Callable[[str], None] = print,
     slo_profile: str | None = None,
+    topology: str | None = None,
 ) -> dict[str, Record]:
     """Start every component that is not already running and wait until each is ready.
 
@@ -419,18 +356,23 @@ def up(
 
     ``slo_profile`` (default: ``TTBT5_SLO_PROFILE``, else the profile the state directory
     last had, else standard) chooses the SLO rules; a running Prometheus is switched to it.
+
+    ``topology`` (default: the one the state directory last ran, else single) is
+    ``single`` or ``ha`` (``stack_ha``: every tier replicated, a Redis Cluster included).
+    A running stack is never switched to the other topology: ``down`` it first.
     """
     if prometheus_lifecycle is None:
         prometheus_lifecycle = lifecycle_requested()
     requested = slo_profiles.requested_profile(slo_profile)
     _private_dir(state_dir)
-    wanted = components(
+    records = {n: r for n, r in load(state_dir).items() if is_running(r.process)}
+    wanted = _plan(
         state_dir,
+        _choose_topology(state_dir, topology, running=bool(records)),
         with_redis=with_redis,
         prometheus_lifecycle=prometheus_lifecycle,
         slo_profile=requested or slo_profiles.current_profile(state_dir),
     )
-    records = {n: r for n, r in load(state_dir).items() if is_running(r.process)}
     started: list[str] = []
     try:
         for component in wanted:
@@ -478,8 +420,59 @@ def up(
     return records
 
 
-def _ensure_config(state_dir: Path, profile: str) -> None:
-    slo_profiles.write_config(state_dir, profile)
+def current_topology(state_dir: Path) -> str:
+    """The topology ``state_dir`` last ran (single when it never ran one)."""
+    try:
+        found = (state_dir / stack_ha.TOPOLOGY_FILE).read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return "single"
+    return found if found in stack_ha.TOPOLOGIES else "single"
+
+
+def _choose_topology(state_dir: Path, topology: str | None, *, running: bool) -> str:
+    if topology is not None and topology not in stack_ha.TOPOLOGIES:
+        raise StackError(
+            f"--topology={topology!r}: expected one of {', '.join(stack_ha.TOPOLOGIES)}"
+        )
+    current = current_topology(state_dir)
+    if topology is None or topology == current:
+        return current
+    if running:
+        raise StackError(
+            f"the stack in {state_dir} runs the {current} topology; `ttbt5-otel stack down` "
+            f"before starting the {topology} one"
+        )
+    return topology
+
+
+def _plan(
+    state_dir: Path,
+    topology: str,
+    *,
+    with_redis: bool,
+    prometheus_lifecycle: bool,
+    slo_profile: str,
+) -> list[Component]:
+    """The components of ``topology``, which is remembered as the state directory's."""
+    if topology == "ha":
+        wanted = stack_ha.components(state_dir, slo_profile=slo_profile)
+    else:
+        wanted = components(
+            state_dir,
+            with_redis=with_redis,
+            prometheus_lifecycle=prometheus_lifecycle,
+            slo_profile=slo_profile,
+        )
+    slo_profiles.write_text_private(state_dir / stack_ha.TOPOLOGY_FILE, topology + "\n")
+    return wanted
+
+
+def _write_configs(state_dir: Path, profile: str) -> None:
+    """Rewrite the Prometheus and Alertmanager configs of the stack's topology."""
+    if current_topology(state_dir) == "ha":
+        stack_ha.write_configs(state_dir, profile)
+    else:
+        slo_profiles.write_config(state_dir, profile)
 
 
 def use_slo_profile(
@@ -504,13 +497,22 @@ def use_slo_profile(
             "profiles: `ttbt5-otel stack down` and `ttbt5-otel stack up`"
         )
     current = slo_profiles.current_profile(state_dir)
-    if current == profile and slo_profiles.loaded_profile(PROMETHEUS_URL) == profile:
+    running = {name: r for name, r in load(state_dir).items() if is_running(r.process)}
+    prometheus_urls = [
+        r.urls["query API"].removesuffix("/api/v1/query")
+        for name, r in running.items()
+        if name.startswith("prometheus") and "query API" in r.urls
+    ] or [PROMETHEUS_URL]
+    if current == profile and all(
+        slo_profiles.loaded_profile(url) == profile for url in prometheus_urls
+    ):
         return
-    slo_profiles.write_config(state_dir, profile)
-    reload(state_dir)
-    if alertmanager is not None and is_running(alertmanager.process):
-        reload(state_dir, "alertmanager")
-    slo_profiles.wait_loaded(PROMETHEUS_URL, profile, timeout)
+    _write_configs(state_dir, profile)
+    for name in running:
+        if name.startswith(("prometheus", "alertmanager")):
+            reload(state_dir, name)
+    for url in prometheus_urls:
+        slo_profiles.wait_loaded(url, profile, timeout)
     windows = " (every window divided by 10)" if profile == "demo" else ""
     report(f"prometheus: now evaluates the {profile} SLO profile{windows}")
 

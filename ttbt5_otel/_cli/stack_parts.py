@@ -1,10 +1,11 @@
 """The parts of the local stack: how each is found, started and checked.
 
-The collector, Prometheus, Alertmanager and Redis are described in ``stack.py``; the two
-stores live here: Jaeger v2 (traces) and VictoriaLogs (logs), both built from their Go
-modules by ``collector/stores/build.sh`` into ``collector/_build/`` of a source checkout,
-or found through ``TTBT5_JAEGER_BIN`` / ``TTBT5_VICTORIALOGS_BIN`` or on the PATH. So does
-the alert webhook receiver (``alert_webhook``), which runs on this very interpreter.
+Each builder returns a ``Component`` for one process: collectors (agents), gateway
+collectors, Prometheus, Alertmanager (alone or clustered), and the two stores, Jaeger v2
+(traces) and VictoriaLogs (logs). The stores are built from their Go modules by
+``collector/stores/build.sh`` into ``collector/_build/`` of a source checkout, or found
+through ``TTBT5_JAEGER_BIN`` / ``TTBT5_VICTORIALOGS_BIN`` or on the PATH. So is the alert
+webhook receiver (``alert_webhook``), which runs on this very interpreter.
 
 Their ports are pinned like the others': the collector config exports to exactly these
 (``TTBT5_TRACES_BACKEND_ENDPOINT``, ``TTBT5_LOGS_BACKEND_ENDPOINT``), and alert links and
@@ -30,11 +31,30 @@ STACK_FILES: Final = Path(__file__).resolve().parent / "stack_files"
 # Where `bash collector/build.sh` and `bash collector/stores/build.sh` put their
 # binaries in a source checkout.
 BUILD_DIR: Final = Path(__file__).resolve().parents[2] / "collector" / "_build"
+COLLECTOR_BUILD: Final = BUILD_DIR / "ttbt5-otelcol"
+COLLECTOR_HINT: Final = (
+    "build it from a source checkout with `bash collector/build.sh`, or point "
+    "TTBT5_COLLECTOR_BIN at a ttbt5-otelcol binary"
+)
+INSTALL_HINT: Final = "apt-get install prometheus prometheus-alertmanager redis-server"
 STORES_HINT: Final = (
     "build it from a source checkout with `bash collector/stores/build.sh`, or point "
     "{variable} at a built binary"
 )
 
+COLLECTOR_PORTS: Final = {
+    "OTLP_GRPC": 4317,
+    "OTLP_HTTP": 4318,
+    "PROMETHEUS": 8889,
+    "TELEMETRY": 8888,
+    "HEALTH": 13133,
+}
+"""The single collector's ports (the first agent's in the HA topology): the shipped
+Prometheus config scrapes 8888/8889 and applications send to 4317/4318 by default."""
+SPAN_METRICS_FLUSH_ENV: Final = "TTBT5_COLLECTOR_SPAN_METRICS_FLUSH_INTERVAL"
+PROMETHEUS_PORT: Final = 9090
+PROMETHEUS_URL: Final = f"http://{HOST}:{PROMETHEUS_PORT}"
+ALERTMANAGER_PORT: Final = 9093
 JAEGER_PORTS: Final = {
     "OTLP_GRPC": 14317,
     "OTLP_HTTP": 14318,
@@ -167,4 +187,180 @@ def alert_webhook(state_dir: Path, base_env: Mapping[str, str]) -> Component:
         f"{base}/-/ready",
         {"notifications": f"{base}/alerts"},
         dict(base_env),
+    )
+
+
+def collector_binary() -> str:
+    """``TTBT5_COLLECTOR_BIN``, else a source checkout's build, else ``ttbt5-otelcol`` on PATH."""
+    if os.environ.get("TTBT5_COLLECTOR_BIN") or not COLLECTOR_BUILD.is_file():
+        return find_binary("TTBT5_COLLECTOR_BIN", ("ttbt5-otelcol",), COLLECTOR_HINT)
+    return str(COLLECTOR_BUILD)
+
+
+def _store_endpoints() -> dict[str, str]:
+    """Where a collector that exports to the stores sends (agent or gateway alike)."""
+    return {
+        "TTBT5_TRACES_BACKEND_ENDPOINT": f"{HOST}:{JAEGER_OTLP_GRPC_PORT}",
+        "TTBT5_TRACES_BACKEND_INSECURE": "true",
+        "TTBT5_LOGS_BACKEND_ENDPOINT": f"http://{HOST}:{VICTORIALOGS_PORT}/insert/opentelemetry",
+    }
+
+
+def collector(
+    name: str,
+    binary: str,
+    state_dir: Path,
+    ports: Mapping[str, int],
+    base_env: Mapping[str, str],
+    overlays: tuple[str, ...] = (),
+    extra_env: Mapping[str, str] | None = None,
+) -> Component:
+    """A collector running ``otel-collector.yaml`` (plus ``overlays``) on ``ports``.
+
+    ``ports`` maps each ``COLLECTOR_PORTS`` key to this instance's port; its persistent
+    queue lives in ``<state_dir>/<name>/queue``.
+    """
+    env = {**base_env, "TTBT5_COLLECTOR_HOST": HOST, **_store_endpoints()}
+    for key, port in ports.items():
+        env[f"TTBT5_COLLECTOR_{key}_PORT"] = str(port)
+    env["TTBT5_COLLECTOR_QUEUE_DIR"] = str(state_dir / name / "queue")
+    # Span metrics every 2s instead of 15s: a local stack is watched as it happens, and the
+    # demo profile's 30s windows need many points.
+    env.setdefault(SPAN_METRICS_FLUSH_ENV, "2s")
+    env.update(extra_env or {})
+    base = f"http://{HOST}"
+    return Component(
+        name,
+        (binary, "--config", config_file("otel-collector.yaml"), *overlays),
+        tuple(ports.values()),
+        f"{base}:{ports['HEALTH']}/",
+        {
+            "OTLP gRPC": f"{base}:{ports['OTLP_GRPC']}",
+            "OTLP HTTP": f"{base}:{ports['OTLP_HTTP']}",
+            "metrics for Prometheus": f"{base}:{ports['PROMETHEUS']}/metrics",
+            "own metrics": f"{base}:{ports['TELEMETRY']}/metrics",
+            "health": f"{base}:{ports['HEALTH']}/",
+        },
+        env,
+    )
+
+
+def gateway(
+    name: str,
+    binary: str,
+    state_dir: Path,
+    ports: Mapping[str, int],
+    base_env: Mapping[str, str],
+) -> Component:
+    """A gateway collector (``gateway.yaml``): ``ports`` has OTLP_GRPC, HEALTH, TELEMETRY."""
+    env = {**base_env, "TTBT5_GATEWAY_HOST": HOST, **_store_endpoints()}
+    for key, port in ports.items():
+        env[f"TTBT5_GATEWAY_{key}_PORT"] = str(port)
+    env["TTBT5_GATEWAY_QUEUE_DIR"] = str(state_dir / name / "queue")
+    base = f"http://{HOST}"
+    return Component(
+        name,
+        (binary, "--config", config_file("gateway.yaml")),
+        tuple(ports.values()),
+        f"{base}:{ports['HEALTH']}/",
+        {
+            "OTLP gRPC (from agents)": f"{base}:{ports['OTLP_GRPC']}",
+            "own metrics": f"{base}:{ports['TELEMETRY']}/metrics",
+            "health": f"{base}:{ports['HEALTH']}/",
+        },
+        env,
+    )
+
+
+def prometheus(
+    name: str,
+    config: Path,
+    port: int,
+    state_dir: Path,
+    base_env: Mapping[str, str],
+    *,
+    lifecycle: bool = False,
+    prepare: Callable[[], None] | None = None,
+    extra_flags: tuple[str, ...] = (),
+) -> Component:
+    """A Prometheus reading ``config`` (written by ``prepare``), data in ``<state_dir>/<name>``.
+
+    ``lifecycle`` adds ``--web.enable-lifecycle``: Prometheus then accepts ``POST
+    /-/reload`` and ``/-/quit`` from anyone who can reach it, web pages included.
+    """
+    binary = find_binary(
+        "TTBT5_PROMETHEUS_BIN", ("prometheus",), f"install it with `{INSTALL_HINT}`"
+    )
+    base = f"http://{HOST}:{port}"
+    return Component(
+        name,
+        (
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={state_dir / name}",
+            f"--web.listen-address={HOST}:{port}",
+            # Keeps the trace ids that the collector's OpenMetrics page attaches to
+            # histogram buckets, for /api/v1/query_exemplars and Grafana.
+            "--enable-feature=exemplar-storage",
+            *extra_flags,
+            *(("--web.enable-lifecycle",) if lifecycle else ()),
+        ),
+        (port,),
+        f"{base}/-/ready",
+        {"web UI": f"{base}/", "query API": f"{base}/api/v1/query"},
+        dict(base_env),
+        prepare,
+    )
+
+
+def alertmanager(
+    name: str,
+    config: Path,
+    port: int,
+    state_dir: Path,
+    base_env: Mapping[str, str],
+    *,
+    prepare: Callable[[], None] | None = None,
+    cluster_port: int | None = None,
+    peers: tuple[int, ...] = (),
+) -> Component:
+    """An Alertmanager reading ``config`` (written by ``prepare``); alone unless ``cluster_port``.
+
+    Clustered, it gossips on ``cluster_port`` with the Alertmanagers on ``peers``: they
+    share silences and the log of sent notifications, so a page reaches its receiver once
+    whichever of them received the alert.
+    """
+    binary = find_binary(
+        "TTBT5_ALERTMANAGER_BIN",
+        ("prometheus-alertmanager", "alertmanager"),
+        f"install it with `{INSTALL_HINT}`",
+    )
+    if cluster_port is None:
+        # An empty address disables clustering (and its port 9094).
+        cluster: tuple[str, ...] = ("--cluster.listen-address=",)
+    else:
+        cluster = (
+            f"--cluster.listen-address={HOST}:{cluster_port}",
+            f"--cluster.advertise-address={HOST}:{cluster_port}",
+            *(f"--cluster.peer={HOST}:{peer}" for peer in peers),
+            # Each member waits its position times this before sending what the
+            # members ahead of it should have sent; loopback gossip takes milliseconds,
+            # the default 15s would delay every page whose first member is down.
+            "--cluster.peer-timeout=3s",
+        )
+    base = f"http://{HOST}:{port}"
+    return Component(
+        name,
+        (
+            binary,
+            f"--config.file={config}",
+            f"--storage.path={state_dir / name}",
+            f"--web.listen-address={HOST}:{port}",
+            *cluster,
+        ),
+        (port,) if cluster_port is None else (port, cluster_port),
+        f"{base}/-/ready",
+        {"web UI": f"{base}/"},
+        dict(base_env),
+        prepare,
     )
