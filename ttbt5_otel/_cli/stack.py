@@ -52,7 +52,6 @@ from ttbt5_otel._cli.stack_parts import (
     HOST,
     INSTALL_HINT,
     PROMETHEUS_PORT,
-    PROMETHEUS_URL,
     Component,
     alert_webhook,
     alertmanager,
@@ -478,40 +477,35 @@ def _write_configs(state_dir: Path, profile: str) -> None:
 def use_slo_profile(
     state_dir: Path, profile: str, report: Callable[[str], None] = print, timeout: float = 15.0
 ) -> None:
-    """Make the stack's running Prometheus evaluate the SLO rules of ``profile``.
+    """Make the stack's running Prometheus servers evaluate the SLO rules of ``profile``.
 
-    Rewrites its configuration and reloads it (SIGHUP) unless it already evaluates them;
-    ``StackError`` when no Prometheus of this stack runs, or one that reads another file.
+    Rewrites their configuration and reloads them and the Alertmanagers (SIGHUP) unless
+    they already evaluate it; ``StackError`` when no Prometheus of this stack runs, or one
+    that reads another file. In the HA topology, replicas that are down read the new
+    configuration when they start again.
     """
-    record = load(state_dir).get("prometheus")
-    if record is None or not is_running(record.process):
+    running = {name: r for name, r in load(state_dir).items() if is_running(r.process)}
+    reloaded = {n: r for n, r in running.items() if n.startswith(("prometheus", "alertmanager"))}
+    prometheuses = [r for n, r in reloaded.items() if n.startswith("prometheus")]
+    if not prometheuses:
         raise StackError(f"no Prometheus of the stack in {state_dir} runs: `ttbt5-otel stack up`")
-    alertmanager = load(state_dir).get("alertmanager")
-    if f"--config.file={state_dir / slo_profiles.CONFIG_FILE}" not in record.argv or (
-        alertmanager is not None
-        and f"--config.file={state_dir / slo_profiles.ALERTMANAGER_CONFIG_FILE}"
-        not in alertmanager.argv
+    if not all(
+        any(arg.startswith(f"--config.file={state_dir}{os.sep}") for arg in record.argv)
+        for record in reloaded.values()
     ):
         raise StackError(
             "the running Prometheus was started by an older ttbt5-otel and cannot switch SLO "
             "profiles: `ttbt5-otel stack down` and `ttbt5-otel stack up`"
         )
-    current = slo_profiles.current_profile(state_dir)
-    running = {name: r for name, r in load(state_dir).items() if is_running(r.process)}
-    prometheus_urls = [
-        r.urls["query API"].removesuffix("/api/v1/query")
-        for name, r in running.items()
-        if name.startswith("prometheus") and "query API" in r.urls
-    ] or [PROMETHEUS_URL]
-    if current == profile and all(
-        slo_profiles.loaded_profile(url) == profile for url in prometheus_urls
+    urls = [r.urls["query API"].removesuffix("/api/v1/query") for r in prometheuses]
+    if slo_profiles.current_profile(state_dir) == profile and all(
+        slo_profiles.loaded_profile(url) == profile for url in urls
     ):
         return
     _write_configs(state_dir, profile)
-    for name in running:
-        if name.startswith(("prometheus", "alertmanager")):
-            reload(state_dir, name)
-    for url in prometheus_urls:
+    for name in reloaded:
+        reload(state_dir, name)
+    for url in urls:
         slo_profiles.wait_loaded(url, profile, timeout)
     windows = " (every window divided by 10)" if profile == "demo" else ""
     report(f"prometheus: now evaluates the {profile} SLO profile{windows}")

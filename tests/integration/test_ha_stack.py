@@ -1,0 +1,244 @@
+"""Fault injection on the HA topology (``stack up --topology ha``), loopback only, bounded.
+
+One stack for the module, with the demo SLO profile (1 s scrapes) and a 1 s sampling
+decision wait. Each test kills real processes of it with SIGKILL and restarts them with
+``stack up`` (as a supervisor would), so the tests can run in any order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.test_stack_e2e import REPO, alive, kill_leftovers, recorded, wait_for
+from tests.loopback import clean_env
+from ttbt5_otel._cli import stack_ha
+from ttbt5_otel._cli.alert_view import fetch_notifications
+from ttbt5_otel._cli.alert_webhook import parse_time
+from ttbt5_otel._cli.slo_profile import loaded_profile
+
+pytestmark = pytest.mark.integration
+
+JAEGER = "http://127.0.0.1:16686"
+WEBHOOK = "http://127.0.0.1:9099"
+PROMETHEUS_B = f"http://127.0.0.1:{stack_ha.PROMETHEUS_REPLICAS['b']}"
+DECISION_WAIT_S = 1.0
+LOAD_RATE = 100.0
+LOAD_SECONDS = 24.0
+
+
+def _env() -> dict[str, str]:
+    return clean_env(
+        TTBT5_COLLECTOR_SPAN_METRICS_FLUSH_INTERVAL="1s",
+        TTBT5_TRACE_SAMPLING_DECISION_WAIT=f"{DECISION_WAIT_S:.0f}s",
+    )
+
+
+def stack(state: Path, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ttbt5_otel", "stack", *args, "--state-dir", str(state)],
+        env=_env(),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def restore(state: Path) -> None:
+    """Start again whatever a test killed (``up`` restarts only the missing parts)."""
+    result = stack(state, "up", "--timeout", "90")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def ha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    state = tmp_path_factory.mktemp("ha") / "stack"
+    started = stack(state, "up", "--topology", "ha", "--slo-profile", "demo", "--timeout", "90")
+    try:
+        assert started.returncode == 0, started.stdout[-3000:] + started.stderr[-3000:]
+        yield state
+    finally:
+        procs = recorded(state)
+        down = stack(state, "down")
+        leftovers = [name for name, proc in procs.items() if alive(proc)]
+        kill_leftovers(procs)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert not leftovers, f"`stack down` left these running: {leftovers}"
+
+
+def _get_json(url: str, timeout: float = 10) -> Any:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.load(response)
+
+
+def _query(base: str, expr: str) -> list[dict[str, Any]]:
+    body = _get_json(f"{base}/api/v1/query?{urllib.parse.urlencode({'query': expr})}")
+    assert body["status"] == "success", body
+    return list(body["data"]["result"])
+
+
+def _stored_trace_ids(service: str) -> set[str]:
+    query = urllib.parse.urlencode({"service": service, "limit": 100000, "lookback": "1h"})
+    return {trace["traceID"] for trace in _get_json(f"{JAEGER}/api/traces?{query}", 30)["data"]}
+
+
+def _start_load(endpoint: str, service: str, out: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            *(sys.executable, "-m", "tests.integration.ha_load", endpoint, service),
+            *(str(LOAD_RATE), str(LOAD_SECONDS), str(out)),
+        ],
+        env=clean_env(TTBT5_SCHEDULE_DELAY="0.2", TTBT5_METRIC_EXPORT_INTERVAL="1"),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_killing_a_gateway_loses_no_span_sent_after_the_kill(ha: Path, tmp_path: Path) -> None:
+    """SIGKILL one gateway under load from two apps, restart it 5 s later.
+
+    Spans sent after the kill wait in the agents' queues and all reach the trace store;
+    only what the dead gateway held for its sampling decision at that moment is lost. The
+    span metrics, computed at the agents, count every span.
+    """
+    services = {"ha-load-1": "http://127.0.0.1:4317", "ha-load-2": "http://127.0.0.1:4327"}
+    outs = {service: tmp_path / f"{service}.jsonl" for service in services}
+    loads = [_start_load(endpoint, s, outs[s]) for s, endpoint in services.items()]
+    try:
+        time.sleep(8)
+        gateway = recorded(ha)["gateway-1"]
+        killed_at = time.time()
+        os.kill(gateway.pid, signal.SIGKILL)
+        time.sleep(5)
+        restore(ha)
+        back_at = time.time()
+        for load in loads:
+            output, _ = load.communicate(timeout=LOAD_SECONDS + 60)
+            assert load.returncode == 0, output
+    finally:
+        for load in loads:
+            if load.poll() is None:
+                load.kill()
+                load.wait()
+        restore(ha)
+
+    truth = {
+        s: [tuple(json.loads(line)) for line in outs[s].read_text().splitlines()] for s in outs
+    }
+
+    def settled() -> dict[str, set[str]] | None:
+        found = {service: _stored_trace_ids(service) for service in truth}
+        if all(len(found[s]) >= len(truth[s]) - LOAD_RATE * 10 for s in truth):
+            time.sleep(3)  # one more round of queue retries and batches
+            again = {service: _stored_trace_ids(service) for service in truth}
+            return again if again == found else None
+        return None
+
+    stored = wait_for("the trace store to settle", settled, timeout=90)
+    missing = [(tid, at) for s in truth for tid, at in truth[s] if tid not in stored[s]]
+    sent = sum(len(spans) for spans in truth.values())
+    after_kill = [at - killed_at for _, at in missing if at > killed_at]
+    before = sorted(killed_at - at for _, at in missing if at <= killed_at)
+    print(
+        f"sent {sent} spans; gateway-1 down for {back_at - killed_at:.1f}s; lost {len(missing)} "
+        f"({len(missing) / sent:.2%}), all sent in the {before[-1] if before else 0:.2f}s "
+        "before the kill" + (f"; {len(after_kill)} sent after it" if after_kill else "")
+    )
+    assert not after_kill, f"spans sent after the kill were lost: {after_kill[:10]}"
+    # What the dead gateway held: spans waiting for the sampling decision, plus the SDK's
+    # and the agent's batching ahead of it.
+    assert all(seconds < DECISION_WAIT_S + 4 for seconds in before), before[-5:]
+
+    def counted() -> dict[str, float] | None:
+        expr = 'sum by (service_name) (traces_span_metrics_calls_total{service_name=~"ha-load-.*"})'
+        found = {
+            s["metric"]["service_name"]: float(s["value"][1]) for s in _query(PROMETHEUS_B, expr)
+        }
+        close = all(abs(found.get(s, 0) - len(truth[s])) <= 0.02 * len(truth[s]) for s in truth)
+        return found if close else None
+
+    found = wait_for("span metrics of every span sent", counted, timeout=30)
+    print(f"span metrics: {found}; sent { ({s: len(v) for s, v in truth.items()}) }")
+
+
+def _page_deliveries(since: datetime) -> list[dict[str, Any]]:
+    """Notifications received since ``since`` holding a firing burn-rate page."""
+    found = []
+    for notification in fetch_notifications(WEBHOOK):
+        received = parse_time(notification["received_at"])
+        pages = [
+            alert
+            for alert in notification["alerts"]
+            if alert["labels"].get("alertname") == "Ttbt5ErrorBudgetBurn"
+            and alert["labels"].get("response") == "page"
+            and alert["status"] == "firing"
+        ]
+        if received >= since and pages:
+            found.append(notification)
+    return found
+
+
+def test_page_is_delivered_once_with_a_prometheus_and_an_alertmanager_killed(ha: Path) -> None:
+    """The demo incident with Prometheus replica a and the first Alertmanager SIGKILLed.
+
+    Replica b still evaluates the rules and alerts the two live Alertmanagers; they share
+    the log of sent notifications, so the webhook gets each notification once.
+    """
+    since = datetime.now(UTC)
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "ttbt5_otel", "demo", "--incident", "--state-dir", str(ha)],
+        env=clean_env(TTBT5_STACK_DIR=str(ha)),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for(
+            "the demo profile on both replicas",
+            lambda: all(
+                loaded_profile(f"http://127.0.0.1:{port}") == "demo"
+                for port in stack_ha.PROMETHEUS_REPLICAS.values()
+            ),
+            timeout=60,
+        )
+        # Killed during the demo's normal traffic, before the outage starts to burn.
+        time.sleep(4)
+        procs = recorded(ha)
+        for name in ("prometheus", "alertmanager"):
+            os.kill(procs[name].pid, signal.SIGKILL)
+        output, _ = demo.communicate(timeout=200)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+        restore(ha)
+    assert demo.returncode == 0, output[-4000:]
+    deliveries = _page_deliveries(since)
+    assert deliveries, output[-3000:]
+    contents = [
+        (
+            n["groupKey"],
+            n["status"],
+            tuple(sorted(a["fingerprint"] for a in n["alerts"] if a["status"] == "firing")),
+        )
+        for n in deliveries
+    ]
+    print(f"{len(deliveries)} page notifications: {contents}")
+    assert len(contents) == len(set(contents)), f"a notification was delivered twice: {contents}"
