@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepare a fresh Debian machine for ttbt5-otel: system packages, a virtualenv with the
-# package and its development extras, the collector distribution and the trace and log
-# stores (Jaeger, VictoriaLogs).
+# package and its development extras, the collector distribution, the trace and log
+# stores (Jaeger, VictoriaLogs) and the metrics query layer of the HA topology (Thanos).
 #
 #   bash scripts/setup.sh
 #
@@ -36,6 +36,9 @@ mkdir -p collector/_build
 stores_log="collector/_build/stores-setup.log"
 bash collector/stores/build.sh >/dev/null 2>"$stores_log" &
 stores_pid=$!
+thanos_log="collector/_build/thanos-setup.log"
+bash collector/thanos/build.sh >/dev/null 2>"$thanos_log" &
+thanos_pid=$!
 
 if [[ ! -x .venv/bin/python ]]; then
   python3 -m venv .venv
@@ -49,4 +52,9 @@ if ! wait "$stores_pid"; then
   echo "setup.sh: building Jaeger and VictoriaLogs failed" >&2
   exit 1
 fi
-echo "setup done: $(.venv/bin/python --version), collector, Jaeger and VictoriaLogs in collector/_build/" >&2
+if ! wait "$thanos_pid"; then
+  cat "$thanos_log" >&2
+  echo "setup.sh: building Thanos failed" >&2
+  exit 1
+fi
+echo "setup done: $(.venv/bin/python --version), collector, Jaeger, VictoriaLogs and Thanos in collector/_build/" >&2
