@@ -7,6 +7,8 @@ decision wait. Each test kills real processes of it with SIGKILL and restarts th
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import json
 import os
 import signal
@@ -21,13 +23,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
+from tests.dashboards._support import GRAFANA_DIR, load_script
 from tests.integration.test_stack_e2e import REPO, alive, kill_leftovers, recorded, wait_for
 from tests.loopback import clean_env
+from ttbt5_otel import HierarchicalCache
 from ttbt5_otel._cli import stack_ha
 from ttbt5_otel._cli.alert_view import fetch_notifications
 from ttbt5_otel._cli.alert_webhook import parse_time
 from ttbt5_otel._cli.slo_profile import loaded_profile
+from ttbt5_otel._cli.stack import redis_url
 
 pytestmark = pytest.mark.integration
 
@@ -35,6 +41,8 @@ JAEGER = "http://127.0.0.1:16686"
 WEBHOOK = "http://127.0.0.1:9099"
 PROMETHEUS_B = f"http://127.0.0.1:{stack_ha.PROMETHEUS_REPLICAS['b']}"
 DECISION_WAIT_S = 1.0
+DEMO = 'service_name="orders-demo"'
+SCRAPE_INTERVAL_S = 1.0  # the demo SLO profile's
 LOAD_RATE = 100.0
 LOAD_SECONDS = 24.0
 
@@ -221,9 +229,11 @@ def test_page_is_delivered_once_with_a_prometheus_and_an_alertmanager_killed(ha:
         # Killed during the demo's normal traffic, before the outage starts to burn.
         time.sleep(4)
         procs = recorded(ha)
+        killed_at = time.time()
         for name in ("prometheus", "alertmanager"):
             os.kill(procs[name].pid, signal.SIGKILL)
         output, _ = demo.communicate(timeout=200)
+        gap, samples = _largest_gap_through_the_query_layer(killed_at)
     finally:
         if demo.poll() is None:
             demo.kill()
@@ -242,3 +252,125 @@ def test_page_is_delivered_once_with_a_prometheus_and_an_alertmanager_killed(ha:
     ]
     print(f"{len(deliveries)} page notifications: {contents}")
     assert len(contents) == len(set(contents)), f"a notification was delivered twice: {contents}"
+    # The query layer's series ran on through the kill, from replica b.
+    print(f"query layer: {samples} samples across the kill, largest gap {gap:.3f}s")
+    assert samples > 20
+    assert gap <= SCRAPE_INTERVAL_S + 0.25, gap
+
+
+def _largest_gap_through_the_query_layer(killed_at: float) -> tuple[float, int]:
+    """Largest gap between the deduplicated raw samples of one agent's ``up`` since 20 s
+    before the kill, and how many samples that is."""
+    now = time.time()
+    window = int(now - killed_at) + 20
+    expr = f'up{{job="otel-collector",instance="127.0.0.1:8889"}}[{window}s]'
+    query = urllib.parse.urlencode({"query": expr, "time": f"{now:.3f}", "dedup": "true"})
+    body = _get_json(f"{stack_ha.THANOS_QUERY_URL}/api/v1/query?{query}")
+    [series] = body["data"]["result"]
+    assert "replica" not in series["metric"]
+    stamps = [float(t) for t, _ in series["values"]]
+    return max(b - a for a, b in itertools.pairwise(stamps)), len(stamps)
+
+
+def test_dashboards_and_slo_series_read_the_same_through_the_query_layer(ha: Path) -> None:
+    """Every dashboard query answers through Thanos with the series one replica has:
+    the pair is merged, not doubled, and the replica label never shows."""
+    demo = subprocess.run(
+        [sys.executable, "-m", "ttbt5_otel", "demo", "--seconds", "10", "--rate", "40"],
+        env=clean_env(TTBT5_METRIC_EXPORT_INTERVAL="1", TTBT5_SCHEDULE_DELAY="0.2"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-2000:]
+    wait_for(
+        "the demo's series through the query layer",
+        lambda: _query(stack_ha.THANOS_QUERY_URL, f"ttbt5_retry_calls_total{{{DEMO}}}"),
+        timeout=30,
+    )
+    queries = load_script(GRAFANA_DIR / "queries.py", "ttbt5_dashboard_queries")
+    compared = 0
+    for query in queries.all_queries("orders-demo", rate_interval="1m", time_range="5m"):
+        direct = _query(PROMETHEUS_B, query.expr)
+        merged = _query(stack_ha.THANOS_QUERY_URL, query.expr)
+        assert all("replica" not in s["metric"] for s in merged), query.expr
+        assert len(merged) == len(direct), (query.panel, query.expr, merged, direct)
+        compared += bool(direct)
+    recorded_slo = _query(stack_ha.THANOS_QUERY_URL, "slo:sli_error:ratio_rate5m")
+    assert recorded_slo, "no SLO recording through the query layer"
+    assert len(recorded_slo) == len(_query(PROMETHEUS_B, "slo:sli_error:ratio_rate5m"))
+    print(f"{compared} dashboard queries with data, identical series counts through Thanos")
+    assert compared >= 10
+
+
+async def test_the_cache_rides_out_a_redis_master_killed_under_load(ha: Path) -> None:
+    """The stack's Redis Cluster behind a two-level cache: SIGKILL the master of the first
+    slots under load; no caller sees an exception, a replica takes over, ``stack up``
+    brings the node back as a member, and the cache hits Redis again."""
+    url = redis_url(ha)
+    assert url is not None
+    assert url.startswith("redis+cluster://")
+    # No memory level: every read goes to the cluster.
+    cache = HierarchicalCache.from_levels(name="ha-test", l2=url)
+    errors: list[BaseException] = []
+    outcomes = {"hit": 0, "loaded": 0}
+
+    async def caller(worker: int, until: float) -> None:
+        while time.monotonic() < until:
+            key = f"k{worker}-{int(time.monotonic() * 10) % 50}"
+            try:
+                found = await cache.get(key)
+                if found is None:
+                    outcomes["loaded"] += 1
+                    await cache.set(key, f"value-{key}")
+                else:
+                    outcomes["hit"] += 1
+                    assert found == f"value-{key}"
+            except BaseException as exc:  # every failure reaching a caller counts
+                errors.append(exc)
+            await asyncio.sleep(0.005)
+
+    try:
+        until = time.monotonic() + 8
+        tasks = [asyncio.create_task(caller(i, until)) for i in range(8)]
+        await asyncio.sleep(2)
+        master = recorded(ha)["redis-7001"]
+        os.kill(master.pid, signal.SIGKILL)
+        await asyncio.gather(*tasks)
+    finally:
+        await cache.close()
+        restore(ha)  # the node restarts, rejoins from nodes.conf, and the cluster is healthy
+    assert not errors, errors[:3]
+    roles = _cluster_roles(ha)
+    print(f"calls: {outcomes}; after the failover and `stack up`: {roles}")
+    assert roles["127.0.0.1:7001"] == "slave"
+    assert list(roles.values()).count("master") == 3
+    # A fresh client reads what it writes from the healed cluster.
+    again = HierarchicalCache.from_levels(name="ha-test-after", l2=url)
+    try:
+        await again.set("after", "ok")
+        assert await again.get("after") == "ok"
+        [(level, _)] = again.remote
+        assert level.counts.hits >= 1
+    finally:
+        await again.close()
+
+
+def _cluster_roles(state: Path) -> dict[str, str]:
+    """``host:port`` -> master or slave, as a surviving node's ``CLUSTER NODES`` says."""
+    password = (state / "redis.password").read_text().strip()
+    client = redis.Redis(host="127.0.0.1", port=7002, password=password)
+    try:
+        text = client.execute_command("CLUSTER", "NODES")
+    finally:
+        client.close()
+    if isinstance(text, bytes):
+        text = text.decode()
+    roles = {}
+    for line in str(text).splitlines():
+        fields = line.split()
+        address = fields[1].split("@")[0]
+        roles[address] = "master" if "master" in fields[2] else "slave"
+    return roles

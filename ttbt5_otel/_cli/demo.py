@@ -65,6 +65,7 @@ from ttbt5_otel import (
     span,
     traced,
 )
+from ttbt5_otel._cache.redis_level import CLUSTER_SCHEME, cluster_url_options
 from ttbt5_otel._cli.demo_incident import LEAD_S, LIMIT_S, RECOVERY_S, PageWatch
 from ttbt5_otel._cli.demo_incident import prepare as prepare_incident
 from ttbt5_otel._cli.stack import default_state_dir, redis_url
@@ -155,6 +156,15 @@ payments = CircuitBreaker(
 
 
 # --------------------------------------------------------------------------- the service
+def _first_node(url: str) -> tuple[str, int]:
+    """Where to look for Redis: the server of a redis:// URL, a cluster's first node."""
+    if urlsplit(url).scheme == CLUSTER_SCHEME:
+        host, port = cluster_url_options(url)["startup_nodes"][0]
+        return str(host), int(port)
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or 6379
+
+
 def build_cache() -> tuple[HierarchicalCache, str]:
     url = (
         os.environ.get("TTBT5_CACHE_REDIS_URL")
@@ -162,9 +172,8 @@ def build_cache() -> tuple[HierarchicalCache, str]:
         or redis_url(default_state_dir())
         or "redis://127.0.0.1:6379/0"
     )
-    parts = urlsplit(url)
     l1 = MemoryCache(300, strategy="lru")
-    if listening(parts.hostname or "127.0.0.1", parts.port or 6379):
+    if listening(*_first_node(url)):
         l2 = RedisCache.from_url(url, namespace="orders-demo", timeout=0.2)
         return HierarchicalCache.from_levels(name="products", l1=l1, l2=l2, ttl=30), "memory+redis"
     return HierarchicalCache.from_levels(name="products", l1=l1, ttl=30), "memory"

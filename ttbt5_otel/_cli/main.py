@@ -157,7 +157,7 @@ def _stack_status(args: argparse.Namespace) -> int:
     for item in found:
         state = "running" if item.running else "gone"
         ready = "ready" if item.ready else "not ready"
-        _say(f"{item.name:<13} {state:<8} {ready:<10} pid {item.record.pid}  {item.record.ready}")
+        _say(f"{item.name:<16} {state:<8} {ready:<10} pid {item.record.pid}  {item.record.ready}")
         for label, url in item.record.urls.items():
             _say(f"    {label:<23} {url}")
     _say(f"topology: {current_topology(args.state_dir)} (`stack up --topology`)")

@@ -152,15 +152,24 @@ def redis_password(state_dir: Path, *, create: bool = False) -> str | None:
     return password
 
 
+def _created_redis_password(state_dir: Path) -> str:
+    password = redis_password(state_dir, create=True)
+    assert password is not None
+    return password
+
+
 def redis_url(state_dir: Path, *, db: int = 0) -> str | None:
     """``TTBT5_CACHE_REDIS_URL`` for the Redis of ``state_dir``, password included.
 
-    None when that stack never started Redis. The result holds the secret: pass it on in
-    the environment, never print it.
+    The HA topology's Redis Cluster as a ``redis+cluster://`` URL (which has database 0
+    only). None when that stack never started Redis. The result holds the secret: pass it
+    on in the environment, never print it.
     """
     password = redis_password(state_dir)
     if password is None:
         return None
+    if current_topology(state_dir) == "ha":
+        return stack_ha.redis_cluster_url(state_dir, password)
     return f"redis://:{password}@{HOST}:{REDIS_PORT}/{db}"
 
 
@@ -334,6 +343,40 @@ def _append_private(log: Path, line: str) -> None:
         os.close(fd)
 
 
+def _start(
+    state_dir: Path,
+    component: Component,
+    records: dict[str, Record],
+    started: list[str],
+    timeout: float,
+) -> ProcessId:
+    """Start ``component``, record it (in ``records``, ``started`` and the state file), wait."""
+    ensure_ports_free(component.name, component.ports, HOST)
+    log = state_dir / f"{component.name}.log"
+    # Data directory of the component (Redis refuses to start without it).
+    (state_dir / component.name).mkdir(mode=0o700, exist_ok=True)
+    if component.prepare is not None:
+        component.prepare()
+    # Logs are appended across restarts; the marker tells this run's lines apart.
+    _append_private(log, f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {component.name}\n")
+    proc = spawn_detached(component.argv, component.env, log)
+    records[component.name] = Record(
+        proc.pid,
+        proc.start_time,
+        list(component.argv),
+        str(log),
+        component.ready,
+        dict(component.urls),
+    )
+    started.append(component.name)
+    _save(state_dir, records)
+    _wait_ready(component, proc, timeout, log)
+    settled = _settled_command_line(component, proc)
+    records[component.name] = replace(records[component.name], cmdline=settled)
+    _save(state_dir, records)
+    return proc
+
+
 def up(
     state_dir: Path,
     *,
@@ -380,32 +423,10 @@ def up(
                 if component.name == "prometheus" and requested is not None:
                     use_slo_profile(state_dir, requested, report)
                 continue
-            ensure_ports_free(component.name, component.ports, HOST)
-            log = state_dir / f"{component.name}.log"
-            # Data directory of the component (Redis refuses to start without it).
-            (state_dir / component.name).mkdir(mode=0o700, exist_ok=True)
-            if component.prepare is not None:
-                component.prepare()
-            # Logs are appended across restarts; the marker tells this run's lines apart.
-            _append_private(
-                log, f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {component.name}\n"
-            )
-            proc = spawn_detached(component.argv, component.env, log)
-            records[component.name] = Record(
-                proc.pid,
-                proc.start_time,
-                list(component.argv),
-                str(log),
-                component.ready,
-                dict(component.urls),
-            )
-            started.append(component.name)
-            _save(state_dir, records)
-            _wait_ready(component, proc, timeout, log)
-            settled = _settled_command_line(component, proc)
-            records[component.name] = replace(records[component.name], cmdline=settled)
-            _save(state_dir, records)
-            report(f"{component.name}: ready (pid {proc.pid}, log {log})")
+            proc = _start(state_dir, component, records, started, timeout)
+            report(f"{component.name}: ready (pid {proc.pid}, log {records[component.name].log})")
+        if current_topology(state_dir) == "ha":
+            stack_ha.form_redis_cluster(state_dir, _created_redis_password(state_dir), report)
     except BaseException:
         # Started by this very call: pid and start time identify them, whatever they exec'd.
         stop([ProcessId(records[n].pid, records[n].start_time) for n in started], timeout=10.0)
@@ -454,7 +475,12 @@ def _plan(
 ) -> list[Component]:
     """The components of ``topology``, which is remembered as the state directory's."""
     if topology == "ha":
-        wanted = stack_ha.components(state_dir, slo_profile=slo_profile)
+        wanted = stack_ha.components(
+            state_dir,
+            slo_profile=slo_profile,
+            redis_password=lambda: _created_redis_password(state_dir),
+            redis_password_file=state_dir / REDIS_PASSWORD_FILE,
+        )
     else:
         wanted = components(
             state_dir,

@@ -24,16 +24,20 @@ names and ports (4317/4318, 9090, 9093), so applications, ``demo``, ``alerts`` a
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
+from urllib.parse import urlencode
 
 import yaml
 
+from ttbt5_otel._cli import redis_cluster
 from ttbt5_otel._cli import slo_profile as slo_profiles
 from ttbt5_otel._cli.stack_parts import (
     ALERTMANAGER_PORT,
     COLLECTOR_PORTS,
     HOST,
+    INSTALL_HINT,
     PROMETHEUS_PORT,
     Component,
     alert_webhook,
@@ -41,9 +45,13 @@ from ttbt5_otel._cli.stack_parts import (
     collector,
     collector_binary,
     config_file,
+    find_binary,
     gateway,
     log_store,
     prometheus,
+    thanos_binary,
+    thanos_query,
+    thanos_sidecar,
     trace_store,
 )
 
@@ -60,6 +68,16 @@ GATEWAY_PORTS: Final = (
     {"OTLP_GRPC": 24327, "HEALTH": 24328, "TELEMETRY": 24329},
 )
 PROMETHEUS_REPLICAS: Final = {"a": PROMETHEUS_PORT, "b": 9091}
+THANOS_SIDECAR_PORTS: Final = {
+    "a": {"GRPC": 10911, "HTTP": 10912},
+    "b": {"GRPC": 10921, "HTTP": 10922},
+}
+THANOS_QUERY_PORTS: Final = {"GRPC": 10901, "HTTP": 10902}
+THANOS_QUERY_URL: Final = f"http://{HOST}:{THANOS_QUERY_PORTS['HTTP']}"
+# Client and cluster-bus port of each Redis Cluster node: the first three are the masters.
+REDIS_CLUSTER_PORTS: Final = tuple((7001 + i, 17001 + i) for i in range(6))
+REDIS_CLUSTER_REPLICAS: Final = 1
+REDIS_CLUSTER_DIR: Final = "redis-cluster"
 # Web port and gossip port of each Alertmanager.
 ALERTMANAGERS: Final = ((ALERTMANAGER_PORT, 9094), (9193, 9194), (9293, 9294))
 
@@ -128,8 +146,60 @@ def write_configs(state_dir: Path, profile: str) -> None:
         )
 
 
-def components(state_dir: Path, *, slo_profile: str) -> list[Component]:
-    """The HA topology's components, in start order (``StackError`` for missing binaries)."""
+def redis_nodes(state_dir: Path) -> list[redis_cluster.NodeSpec]:
+    """The Redis Cluster nodes of the HA stack in ``state_dir``."""
+    return redis_cluster.node_specs(state_dir / REDIS_CLUSTER_DIR, REDIS_CLUSTER_PORTS)
+
+
+def _redis_nodes(
+    state_dir: Path, password: Callable[[], str], password_file: Path, env: dict[str, str]
+) -> list[Component]:
+    binary = find_binary("TTBT5_REDIS_BIN", ("redis-server",), f"install it with `{INSTALL_HINT}`")
+    nodes = redis_nodes(state_dir)
+
+    def prepare() -> None:
+        redis_cluster.write_configs(nodes, password())
+
+    probe = urlencode({"password_file": str(password_file)}, safe="/")
+    return [
+        Component(
+            f"redis-{node.port}",
+            tuple(redis_cluster.node_command(node, binary)),
+            (node.port, node.bus_port),
+            f"redis://{HOST}:{node.port}?{probe}",
+            {"node": f"redis://:***@{HOST}:{node.port}"},
+            env,
+            prepare,
+        )
+        for node in nodes
+    ]
+
+
+def form_redis_cluster(state_dir: Path, password: str, report: Callable[[str], None]) -> None:
+    """Join the running nodes into one cluster, or wait until the formed one is healthy."""
+    shards = redis_cluster.form_cluster(
+        redis_nodes(state_dir), password, replicas=REDIS_CLUSTER_REPLICAS, report=report
+    )
+    report(f"redis cluster: {len(shards)} masters with {REDIS_CLUSTER_REPLICAS} replica each")
+
+
+def redis_cluster_url(state_dir: Path, password: str) -> str:
+    """``redis+cluster://`` URL of the HA stack's cluster; it holds the password."""
+    return redis_cluster.cluster_url(redis_nodes(state_dir), password)
+
+
+def components(
+    state_dir: Path,
+    *,
+    slo_profile: str,
+    redis_password: Callable[[], str],
+    redis_password_file: Path,
+) -> list[Component]:
+    """The HA topology's components, in start order (``StackError`` for missing binaries).
+
+    ``redis_password`` returns (creating it at first) the password the Redis nodes
+    require, kept in ``redis_password_file``; ``form_redis_cluster`` joins them once up.
+    """
     binary = collector_binary()
     env = dict(os.environ)
 
@@ -164,6 +234,26 @@ def components(state_dir: Path, *, slo_profile: str) -> list[Component]:
         )
         for replica, port in PROMETHEUS_REPLICAS.items()
     ]
+    thanos = thanos_binary()
+    sidecars = [
+        thanos_sidecar(
+            f"thanos-sidecar-{replica}",
+            thanos,
+            port,
+            state_dir / prometheus_name(replica),
+            THANOS_SIDECAR_PORTS[replica],
+            env,
+        )
+        for replica, port in PROMETHEUS_REPLICAS.items()
+    ]
+    query = thanos_query(
+        "thanos-query",
+        thanos,
+        tuple(ports["GRPC"] for ports in THANOS_SIDECAR_PORTS.values()),
+        THANOS_QUERY_PORTS,
+        REPLICA_LABEL,
+        env,
+    )
     gossip = [cluster for _, cluster in ALERTMANAGERS]
     alertmanagers = [
         alertmanager(
@@ -184,6 +274,9 @@ def components(state_dir: Path, *, slo_profile: str) -> list[Component]:
         *gateways,
         *agents,
         *prometheuses,
+        *sidecars,
+        query,
         alert_webhook(state_dir, env),
         *alertmanagers,
+        *_redis_nodes(state_dir, redis_password, redis_password_file, env),
     ]

@@ -364,3 +364,79 @@ def alertmanager(
         dict(base_env),
         prepare,
     )
+
+
+def thanos_binary() -> str:
+    """``TTBT5_THANOS_BIN``, else a source checkout's build, else ``thanos`` on PATH."""
+    path = BUILD_DIR / "ttbt5-thanos"
+    if os.environ.get("TTBT5_THANOS_BIN") or not path.is_file():
+        return find_binary(
+            "TTBT5_THANOS_BIN",
+            ("ttbt5-thanos", "thanos"),
+            "build it from a source checkout with `bash collector/thanos/build.sh`, or point "
+            "TTBT5_THANOS_BIN at a thanos binary",
+        )
+    return str(path)
+
+
+def thanos_sidecar(
+    name: str,
+    binary: str,
+    prometheus_port: int,
+    tsdb: Path,
+    ports: Mapping[str, int],
+    base_env: Mapping[str, str],
+) -> Component:
+    """A Thanos sidecar serving the Prometheus on ``prometheus_port`` over the Store API.
+
+    ``ports`` has GRPC (the Store API the query reads) and HTTP (readiness, metrics). No
+    object storage: the sidecar serves what the Prometheus holds, which is all a local
+    stack keeps.
+    """
+    base = f"http://{HOST}:{ports['HTTP']}"
+    return Component(
+        name,
+        (
+            binary,
+            "sidecar",
+            f"--prometheus.url=http://{HOST}:{prometheus_port}",
+            f"--tsdb.path={tsdb}",
+            f"--grpc-address={HOST}:{ports['GRPC']}",
+            f"--http-address={HOST}:{ports['HTTP']}",
+        ),
+        (ports["GRPC"], ports["HTTP"]),
+        f"{base}/-/ready",
+        {"Store API (gRPC)": f"{HOST}:{ports['GRPC']}", "metrics": f"{base}/metrics"},
+        dict(base_env),
+    )
+
+
+def thanos_query(
+    name: str,
+    binary: str,
+    stores: tuple[int, ...],
+    ports: Mapping[str, int],
+    replica_label: str,
+    base_env: Mapping[str, str],
+) -> Component:
+    """A Thanos query over the sidecars' gRPC ``stores``, merging replicas by ``replica_label``.
+
+    It answers the Prometheus HTTP API (queries, series, labels, rules, alerts) with one
+    series where the replicas have one each, filling one replica's gaps from the other.
+    """
+    base = f"http://{HOST}:{ports['HTTP']}"
+    return Component(
+        name,
+        (
+            binary,
+            "query",
+            f"--http-address={HOST}:{ports['HTTP']}",
+            f"--grpc-address={HOST}:{ports['GRPC']}",
+            *(f"--endpoint={HOST}:{port}" for port in stores),
+            f"--query.replica-label={replica_label}",
+        ),
+        (ports["GRPC"], ports["HTTP"]),
+        f"{base}/-/ready",
+        {"query API (deduplicated)": f"{base}/api/v1/query", "web UI": f"{base}/"},
+        dict(base_env),
+    )
