@@ -114,6 +114,9 @@ _CLUSTER_RETRIES: Final = 1
 """Times redis-py's cluster client retries a command after a connection error or timeout,
 having re-read the slot map: once is enough to reach a newly promoted master."""
 
+_CLEAR_CONCURRENCY: Final = 8
+"""``DEL`` batches ``clear()`` keeps in flight: well under the per-node connection limit."""
+
 _WAIT_SHARE: Final = 0.25
 """Share of ``timeout`` a tag invalidation waits for replicas: less than the socket timeout,
 so ``WAIT`` answers before redis-py gives up on the connection, leaving time for ``ROLE``."""
@@ -373,15 +376,18 @@ def url_options(url: str) -> dict[str, Any]:
 
 
 def redact(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (for messages)."""
+    """``url`` with everything before its last ``@`` (user and password) replaced by ``***``.
+
+    A password without the leading colon, or one holding ``/`` or ``?``, is masked all the
+    same: whatever precedes the host is treated as secret.
+    """
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url
-    userinfo, at, hosts = rest.rpartition("@")
-    if not at or ":" not in userinfo:
+    _, at, hosts = rest.rpartition("@")
+    if not at:
         return url
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{hosts}"
+    return f"{scheme}://***@{hosts}"
 
 
 def _node(text: str, url: str) -> tuple[str, int]:
@@ -416,16 +422,17 @@ def cluster_url_options(url: str) -> dict[str, Any]:
         raise CacheConfigError(
             f"url: expected {CLUSTER_SCHEME}://host:port[,host:port...]/, got {redact(url)!r}"
         )
+    # The secret part goes first: nothing after this point can quote it in a message.
+    userinfo, at, rest = rest.rpartition("@")
     rest, _, query = rest.partition("?")
     if query:
         names = sorted(parse_qs(query, keep_blank_values=True))
         raise CacheConfigError(f"url: options are not supported in a cluster URL: {names}")
-    rest, _, path = rest.partition("/")
+    hosts, _, path = rest.partition("/")
     if path.strip("/") not in {"", "0"}:
         raise CacheConfigError(
             f"url: a Redis Cluster has only database 0, got /{path} in {redact(url)!r}"
         )
-    userinfo, at, hosts = rest.rpartition("@")
     password = None
     if at:
         user, colon, secret = userinfo.partition(":")
@@ -586,7 +593,20 @@ class ClusterBackend:
         by_slot: defaultdict[int, list[bytes]] = defaultdict(list)
         for key in keys or ():
             by_slot[key_slot(key)].append(key)
-        await asyncio.gather(*(self._call("DEL", *batch) for batch in by_slot.values()))
+        # Entries are spread over nearly every slot: a few DELs at a time, so that the
+        # per-node connection limit is never exceeded, and every failure is seen.
+        limit = asyncio.Semaphore(_CLEAR_CONCURRENCY)
+
+        async def delete(batch: list[bytes]) -> None:
+            async with limit:
+                await self._call("DEL", *batch)
+
+        results = await asyncio.gather(
+            *(delete(batch) for batch in by_slot.values()), return_exceptions=True
+        )
+        failed = next((r for r in results if isinstance(r, BaseException)), None)
+        if failed is not None:
+            raise failed
         return True
 
     async def bump(self, keys: Sequence[str]) -> None:
@@ -599,7 +619,12 @@ class ClusterBackend:
         connection failure leaves the map to be read again before the next bump.
         """
         from redis.asyncio.cluster import PipelineCommand  # noqa: PLC0415
-        from redis.exceptions import AskError, ConnectionError, MovedError, TimeoutError  # noqa: A004, PLC0415
+        from redis.exceptions import (  # noqa: PLC0415
+            ConnectionError,  # noqa: A004
+            MaxConnectionsError,
+            MovedError,
+            TimeoutError,  # noqa: A004
+        )
 
         client = self.client
         await client.initialize()
@@ -618,16 +643,20 @@ class ClusterBackend:
                 )
             try:
                 await node.execute_pipeline(commands)
+            except MaxConnectionsError:
+                raise Busy("no free connection to the Redis Cluster node") from None
             except (ConnectionError, TimeoutError):
                 self._map_stale = True
                 raise
-            moved = next(
-                (c.result for c in commands if isinstance(c.result, MovedError | AskError)), None
-            )
+            # Only MOVED remaps the slot for good (ASK is a one-off redirection during a
+            # migration, which this pipeline cannot follow: the bump fails and is resent).
+            moved = next((c.result for c in commands if isinstance(c.result, MovedError)), None)
             if moved is not None and attempt == 0:
                 await client.nodes_manager.move_slot(moved)
                 continue
             failed = next((c.result for c in commands if isinstance(c.result, Exception)), None)
+            if isinstance(failed, ConnectionError | TimeoutError):
+                self._map_stale = True
             if failed is not None:
                 raise failed
             if wait and as_int(commands[-1].result) < self.wait_replicas:

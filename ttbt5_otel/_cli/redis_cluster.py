@@ -343,6 +343,9 @@ def form_cluster(
         joined = [len(view) > 1 or any(s.slots for s in view.values()) for view in known]
         if all(joined):
             report(f"redis cluster: {len(nodes)} nodes already formed; waiting until healthy")
+            # A formation interrupted before the replicas were attached left masters
+            # without slots: attach them now rather than call that cluster healthy.
+            _attach_spare_masters(link, ids, known[0], replicas)
         elif any(joined):
             names = [node.name for node, member in zip(nodes, joined, strict=True) if member]
             raise StackError(
@@ -355,7 +358,7 @@ def form_cluster(
                 f"on {', '.join(node.name for node in nodes)}"
             )
             _create(link, ids, masters)
-        shards = _wait_healthy(link, ids, masters)
+        shards = _wait_healthy(link, ids, masters, replicas)
     finally:
         link.close()
     report(f"redis cluster: healthy after {time.monotonic() - started:.1f}s")
@@ -409,8 +412,42 @@ def _node_problem(link: _Nodes, index: int, masters: int) -> tuple[str | None, d
     return None, view
 
 
-def _wait_healthy(link: _Nodes, ids: list[str], masters: int) -> tuple[Shard, ...]:
-    """Wait until all nodes are ok, agree, and every replica is in sync with its master."""
+def _attach_spare_masters(
+    link: _Nodes, ids: list[str], view: dict[str, _Seen], replicas: int
+) -> None:
+    """Make each master without slots a replica of a slot owner still short of replicas."""
+    owners = [seen.node_id for seen in view.values() if "master" in seen.flags and seen.slots]
+    count = dict.fromkeys(owners, 0)
+    for seen in view.values():
+        if seen.master_id in count:
+            count[seen.master_id] += 1
+    spares = [
+        seen.node_id
+        for seen in view.values()
+        if "master" in seen.flags and not seen.slots and seen.node_id in ids
+    ]
+    for spare in spares:
+        short = min(owners, key=lambda owner: count[owner], default=None)
+        if short is None or count[short] >= replicas:
+            return
+        link.ask(ids.index(spare), "CLUSTER", "REPLICATE", short)
+        count[short] += 1
+
+
+def _short_of_replicas(view: dict[str, _Seen], wanted: int) -> str | None:
+    """Which slot owner of ``view`` has fewer than ``wanted`` replicas, if any."""
+    for seen in view.values():
+        if "master" in seen.flags and seen.slots:
+            have = sum(other.master_id == seen.node_id for other in view.values())
+            if have < wanted:
+                return f"master {seen.node_id[:8]} has {have} of {wanted} replica(s)"
+    return None
+
+
+def _wait_healthy(
+    link: _Nodes, ids: list[str], masters: int, wanted_replicas: int
+) -> tuple[Shard, ...]:
+    """Wait until every node is ok and they agree, each master has its replicas in sync."""
     agreed: dict[str, _Seen] = {}
 
     def healthy() -> str | None:
@@ -428,6 +465,9 @@ def _wait_healthy(link: _Nodes, ids: list[str], masters: int) -> tuple[Shard, ..
             return "the nodes do not agree yet on roles and slots"
         if any({"fail", "fail?"} & seen.flags for seen in views[0].values()):
             return "a node is flagged as failing"
+        short = _short_of_replicas(views[0], wanted_replicas)
+        if short is not None:
+            return short
         agreed.update(views[0])
         return None
 

@@ -420,13 +420,16 @@ def up(
         for component in wanted:
             if component.name in records:
                 report(f"{component.name}: already running (pid {records[component.name].pid})")
-                if component.name == "prometheus" and requested is not None:
-                    use_slo_profile(state_dir, requested, report)
                 continue
             proc = _start(state_dir, component, records, started, timeout)
             report(f"{component.name}: ready (pid {proc.pid}, log {records[component.name].log})")
+        if requested is not None and set(records) - set(started):
+            # Started ones read the new profile; switch (and reload) those already running.
+            use_slo_profile(state_dir, requested, report)
         if current_topology(state_dir) == "ha":
-            stack_ha.form_redis_cluster(state_dir, _created_redis_password(state_dir), report)
+            stack_ha.form_redis_cluster(
+                state_dir, _created_redis_password(state_dir), report, max(timeout, 30.0)
+            )
     except BaseException:
         # Started by this very call: pid and start time identify them, whatever they exec'd.
         stop([ProcessId(records[n].pid, records[n].start_time) for n in started], timeout=10.0)
@@ -480,6 +483,7 @@ def _plan(
             slo_profile=slo_profile,
             redis_password=lambda: _created_redis_password(state_dir),
             redis_password_file=state_dir / REDIS_PASSWORD_FILE,
+            prometheus_lifecycle=prometheus_lifecycle,
         )
     else:
         wanted = components(

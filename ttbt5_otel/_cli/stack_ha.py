@@ -175,12 +175,19 @@ def _redis_nodes(
     ]
 
 
-def form_redis_cluster(state_dir: Path, password: str, report: Callable[[str], None]) -> None:
+def form_redis_cluster(
+    state_dir: Path, password: str, report: Callable[[str], None], timeout: float = 30.0
+) -> None:
     """Join the running nodes into one cluster, or wait until the formed one is healthy."""
     shards = redis_cluster.form_cluster(
-        redis_nodes(state_dir), password, replicas=REDIS_CLUSTER_REPLICAS, report=report
+        redis_nodes(state_dir),
+        password,
+        replicas=REDIS_CLUSTER_REPLICAS,
+        timeout=timeout,
+        report=report,
     )
-    report(f"redis cluster: {len(shards)} masters with {REDIS_CLUSTER_REPLICAS} replica each")
+    layout = ", ".join(f"{len(shard.replicas)}" for shard in shards)
+    report(f"redis cluster: {len(shards)} masters, replicas per master: {layout}")
 
 
 def redis_cluster_url(state_dir: Path, password: str) -> str:
@@ -194,11 +201,13 @@ def components(
     slo_profile: str,
     redis_password: Callable[[], str],
     redis_password_file: Path,
+    prometheus_lifecycle: bool = False,
 ) -> list[Component]:
     """The HA topology's components, in start order (``StackError`` for missing binaries).
 
     ``redis_password`` returns (creating it at first) the password the Redis nodes
     require, kept in ``redis_password_file``; ``form_redis_cluster`` joins them once up.
+    The Redis Cluster is always part of this topology (``--with-redis`` changes nothing).
     """
     binary = collector_binary()
     env = dict(os.environ)
@@ -230,6 +239,7 @@ def components(
             port,
             state_dir,
             env,
+            lifecycle=prometheus_lifecycle,
             prepare=prepare,
         )
         for replica, port in PROMETHEUS_REPLICAS.items()

@@ -83,10 +83,27 @@ def test_bad_urls_name_the_problem_but_never_the_password(url: str, message: str
     assert QUOTED not in shown
 
 
-def test_redact_hides_only_the_password() -> None:
-    assert redact(f"redis://user:{QUOTED}@h:1/0") == "redis://user:***@h:1/0"
+def test_redact_hides_everything_before_the_host() -> None:
+    assert redact(f"redis://user:{QUOTED}@h:1/0") == "redis://***@h:1/0"
     assert redact("redis://h:1/0") == "redis://h:1/0"
-    assert redact(f"redis+cluster://:{QUOTED}@a:1,b:2/") == "redis+cluster://:***@a:1,b:2/"
+    assert redact(f"redis+cluster://:{QUOTED}@a:1,b:2/") == "redis+cluster://***@a:1,b:2/"
+    # A password without its colon, or holding "/" or "?", is still a password.
+    assert redact("redis://s3cretpw@h:1/0") == "redis://***@h:1/0"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis+cluster://:pa/ss3cret@h1:7000/5",
+        "redis+cluster://:pa?ss3cret@h1:7000/x",
+        "redis+cluster://ss3cret@h1:7000/",
+        "redis+cluster://:ss3cret@h1:70x0/",
+    ],
+)
+def test_cluster_url_errors_never_quote_any_part_of_the_password(url: str) -> None:
+    with pytest.raises(CacheConfigError) as error:
+        RedisCache.from_url(url)
+    assert "ss3cret" not in str(error.value)
 
 
 def test_single_node_urls_are_unchanged() -> None:

@@ -82,7 +82,8 @@ def test_agents_forward_to_every_gateway(tmp_path: Path) -> None:
     for name in stack_ha.agent_names():
         argv = plan[name].argv
         assert argv[-2:] == ("--config", str(STACK_FILES / "agent-to-gateways.yaml"))
-        # Each agent has its own persistent queue.
+        # Each agent has its own queue directory (its forwarding queues are in memory: the
+        # load_balancing exporter cannot use a persistent one).
         assert plan[name].env["TTBT5_COLLECTOR_QUEUE_DIR"] == str(tmp_path / name / "queue")
 
 
