@@ -167,6 +167,23 @@ def _other_process(url: str, code: str) -> str:
     return result.stdout.strip()
 
 
+async def test_clear_of_thousands_of_entries_stays_within_the_connection_limit(
+    cluster: RedisCluster,
+) -> None:
+    """Entries cover most slots: clear() must not open a connection per slot at once."""
+    level = RedisCache.from_url(cluster.url, namespace="it-many", timeout=2.0, pool_max_size=10)
+    cache = HierarchicalCache("cl-many", l2=level, ttl=60)
+    try:
+        for start in range(0, 5000, 250):
+            await asyncio.gather(*(cache.set(f"k{n}", n) for n in range(start, start + 250)))
+        assert sum(len(keys_on(cluster, p, "it-many:e:*")) for p in masters(cluster)) == 5000
+        await cache.clear()
+        assert all(keys_on(cluster, port, "it-many:e:*") == [] for port in masters(cluster))
+        assert level.counts.errors == 0
+    finally:
+        await cache.close()
+
+
 async def test_tag_invalidation_from_another_process(cluster: RedisCluster) -> None:
     """Process B invalidates a tag: process A does not serve its L1 copy any more."""
     level = RedisCache.from_url(cluster.url, namespace="it-procs")
