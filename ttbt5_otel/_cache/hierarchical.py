@@ -119,7 +119,8 @@ class HierarchicalCache:
         Args:
             name: the ``cache.name`` attribute of the cache and of its levels.
             l1: a ``MemoryCache``, or the number of entries of a new LRU one.
-            l2: a ``RedisCache``, or a ``redis://host:port/db`` URL for a new one.
+            l2: a ``RedisCache``, or a URL for a new one: ``redis://host:port/db``, or
+                ``redis+cluster://host:port[,host:port...]/`` for a Redis Cluster.
             disk: a ``DiskCache``, or the directory of a new one.
             **options: the keyword options of the class (``ttl``, ``strict``, ...).
 
