@@ -40,7 +40,6 @@ bounded by 2 s, so it returns or raises within ``timeout`` plus at most one comm
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -49,6 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from ttbt5_otel._cache.redis_level import cluster_url as _cluster_url
+from ttbt5_otel._cli.stack_parts import write_private
 from ttbt5_otel._exceptions import StackError
 
 if TYPE_CHECKING:
@@ -138,18 +138,6 @@ def _quoted(value: str) -> str:
     return f'"{escaped}"'
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` atomically, readable by its owner only (0600)."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # a leftover temporary file keeps its old mode otherwise
-        os.write(fd, text.encode("utf-8"))
-    finally:
-        os.close(fd)
-    tmp.replace(path)
-
-
 def config_text(
     node: NodeSpec,
     password: str,
@@ -203,7 +191,7 @@ def write_configs(
         text = config_text(node, password, node_timeout_ms=node_timeout_ms, extra=extra)
         node.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         node.directory.chmod(0o700)
-        _write_private(node.config, text)
+        write_private(node.config, text)
 
 
 def node_command(node: NodeSpec, redis_server: str = "redis-server") -> list[str]:

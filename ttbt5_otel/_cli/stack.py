@@ -62,6 +62,7 @@ from ttbt5_otel._cli.stack_parts import (
     log_store,
     prometheus,
     trace_store,
+    write_private,
 )
 from ttbt5_otel._exceptions import StackError
 
@@ -109,18 +110,6 @@ def default_state_dir() -> Path:
     return Path(os.environ.get("TTBT5_STACK_DIR") or ".ttbt5-stack").absolute()
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` atomically, as a file only its owner can read (0600)."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # a leftover temporary file keeps its old mode otherwise
-        os.write(fd, text.encode("utf-8"))
-    finally:
-        os.close(fd)
-    tmp.replace(path)
-
-
 def _private_dir(path: Path) -> None:
     """Create ``path`` as 0700; an existing directory is tightened when it is a stack's own.
 
@@ -148,7 +137,7 @@ def redis_password(state_dir: Path, *, create: bool = False) -> str | None:
     if not create:
         return None
     password = secrets.token_urlsafe(32)
-    _write_private(path, password + "\n")
+    write_private(path, password + "\n")
     return password
 
 
@@ -195,7 +184,7 @@ def _write_redis_config(state_dir: Path) -> None:
         # Keep the command line as started: `stack down` compares it with the record.
         "set-proc-title no",
     ]
-    _write_private(state_dir / REDIS_CONFIG_FILE, "\n".join(lines) + "\n")
+    write_private(state_dir / REDIS_CONFIG_FILE, "\n".join(lines) + "\n")
 
 
 def _sampling_overlay() -> tuple[str, ...]:
@@ -305,7 +294,7 @@ def _save(state_dir: Path, records: Mapping[str, Record]) -> None:
         path.unlink(missing_ok=True)
         return
     body = {"components": {name: asdict(record) for name, record in records.items()}}
-    _write_private(path, json.dumps(body, indent=2) + "\n")
+    write_private(path, json.dumps(body, indent=2) + "\n")
 
 
 def _wait_ready(component: Component, proc: ProcessId, timeout: float, log: Path) -> None:

@@ -440,3 +440,15 @@ def thanos_query(
         {"query API (deduplicated)": f"{base}/api/v1/query", "web UI": f"{base}/"},
         dict(base_env),
     )
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically, as a file only its owner can read (0600)."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # a leftover temporary file keeps its old mode otherwise
+        os.write(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
+    tmp.replace(path)
