@@ -100,7 +100,7 @@ def test_build_wires_batch_processors_with_bounded_queues():
         assert processor._batch_processor._exporter.inner is telemetry._span_exporter
         assert log_batch._batch_processor._max_queue_size == 100
     finally:
-        telemetry.shutdown(timeout=1)
+        telemetry.shutdown(timeout=0.2)
 
 
 def test_console_mode_exports_synchronously(capsys):
@@ -115,7 +115,7 @@ def test_console_mode_exports_synchronously(capsys):
         assert "[span] printed" in err
         assert "token='[REDACTED]'" in err
     finally:
-        telemetry.shutdown(timeout=1)
+        telemetry.shutdown(timeout=0.2)
 
 
 def test_renew_after_fork_swaps_identity_and_exporters():
@@ -156,7 +156,7 @@ def test_renew_after_fork_swaps_identity_and_exporters():
         )
         assert all(new is not old for new, old in zip(after, before, strict=True))
     finally:
-        telemetry.shutdown(timeout=1)
+        telemetry.shutdown(timeout=0.2)
 
 
 def test_resource_has_host_process_and_explicit_attributes():
@@ -275,7 +275,10 @@ def test_exit_and_fork_hooks(fresh_init, monkeypatch):
     ours = [hook for hook in registered if isinstance(hook, dict) or hook is _setup._at_exit]
     assert ours == [{"after_in_child": _setup._after_fork_in_child}, _setup._at_exit]
 
-    built = _setup._build(resolve_config({"endpoint": "http://127.0.0.1:9"}, {}))
+    # Nothing listens there: a short budget keeps the exit hook from waiting 5 s on it.
+    built = _setup._build(
+        resolve_config({"endpoint": "http://127.0.0.1:9", "shutdown_timeout": 0.2}, {})
+    )
     monkeypatch.setattr(_setup, "_current", built)
     before = built.resource.attributes["service.instance.id"]
     _setup._after_fork_in_child()
@@ -294,7 +297,7 @@ def test_extras_install_the_bridge_at_the_configured_level():
         assert telemetry._log_bridge is installed_bridge()
         assert telemetry._log_bridge.level == logging.WARNING
     finally:
-        telemetry.shutdown(timeout=1)
+        telemetry.shutdown(timeout=0.2)
     assert installed_bridge() is None
 
 

@@ -59,7 +59,7 @@ def build() -> Iterator[Callable[..., _setup.Telemetry]]:
 
     yield make
     for telemetry in built:
-        telemetry.shutdown(timeout=1)
+        telemetry.shutdown(timeout=0.2)
     built.clear()
     # The SDK keeps every live metric reader in a class-wide set; let ours go with the test.
     gc.collect()
@@ -342,7 +342,7 @@ def test_extras_open_the_log_file_with_the_configured_rotation(
     assert isinstance(handler, RotatingFileHandler)
     assert (handler.baseFilename, handler.maxBytes, handler.backupCount) == (str(path), 524288, 3)
     logging.getLogger("wiring.file").warning("kept in the file")
-    telemetry.shutdown(timeout=1)
+    telemetry.shutdown(timeout=0.2)
     assert installed_bridge() is None
     assert "kept in the file" in path.read_text()
 
@@ -410,7 +410,7 @@ def test_extras_activate_the_listed_instrumentations_with_stable_http_convention
     assert AsyncioInstrumentor().is_instrumented_by_opentelemetry is asyncio
     others = {r.reason for name, r in results.items() if name not in ("asyncio", "logging")}
     assert others <= {"not listed in instrument"}
-    telemetry.shutdown(timeout=1)
+    telemetry.shutdown(timeout=0.2)
     assert not AsyncioInstrumentor().is_instrumented_by_opentelemetry
 
 
@@ -577,7 +577,7 @@ def test_ours_shut_down_recognises_its_own_installed_providers(
     installed: list[Any] = [earlier.providers.tracer_provider]
     monkeypatch.setattr(_setup.trace, "get_tracer_provider", lambda: installed[0])
     assert _setup._ours_shut_down(earlier) is False  # still running
-    earlier.shutdown(timeout=1)
+    earlier.shutdown(timeout=0.2)
     assert _setup._ours_shut_down(earlier) is True
     assert _setup._ours_shut_down(None) is False
     installed[0] = TracerProvider(shutdown_on_exit=False)
@@ -592,7 +592,7 @@ def test_init_after_our_own_shutdown_says_nothing_more_is_exported(
 ):
     """The in-process counterpart of the subprocess test: the exact error, not the info line."""
     earlier = build(exporter="none")
-    earlier.shutdown(timeout=1)
+    earlier.shutdown(timeout=0.2)
     assert earlier.providers is not None
     monkeypatch.setattr(_setup, "_current", earlier)
     monkeypatch.setattr(
@@ -610,7 +610,7 @@ def test_init_after_our_own_shutdown_says_nothing_more_is_exported(
         )
     ]
     assert [r.levelno for r in caplog.records if r.name == "ttbt5_otel"] == [logging.ERROR]
-    telemetry.shutdown(timeout=1)
+    telemetry.shutdown(timeout=0.2)
 
 
 @pytest.mark.parametrize(
