@@ -32,6 +32,7 @@ from ttbt5_otel._core.guard import own_logger
 from ttbt5_otel._sdk.accounting import SignalLedger
 from ttbt5_otel._sdk.config import TelemetryConfig
 from ttbt5_otel._sdk.exporters import grpc_credentials, is_insecure, signal_url
+from ttbt5_otel._sdk.otlp.encode import encode_logs, encode_spans
 from ttbt5_otel._sdk.spool_files import SpoolDirectory
 
 _LOG = own_logger("ttbt5_otel")
@@ -222,22 +223,6 @@ class Spool:
         self._wake.set()
 
 
-def _encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
-    from opentelemetry.exporter.otlp.proto.common.trace_encoder import (  # noqa: PLC0415
-        encode_spans,
-    )
-
-    return bytes(encode_spans(spans).SerializeToString())
-
-
-def _encode_logs(batch: Sequence[ReadableLogRecord]) -> bytes:
-    from opentelemetry.exporter.otlp.proto.common._log_encoder import (  # noqa: PLC0415
-        encode_logs,
-    )
-
-    return bytes(encode_logs(batch).SerializeToString())
-
-
 def _export_or_store(
     spool: Spool, signal: str, batch: Sequence[Any], export: Callable[[], bool]
 ) -> bool:
@@ -248,7 +233,7 @@ def _export_or_store(
                 return True
         except Exception as exc:
             _LOG.debug("export of %s failed, spooling: %s", signal, exc)
-    payload = _encode_spans(batch) if signal == "traces" else _encode_logs(batch)
+    payload = encode_spans(batch) if signal == "traces" else encode_logs(batch)
     try:
         spool.store(signal, payload, len(batch))
     except OSError as exc:  # a full or read-only disk: the batch is lost, and counted so

@@ -22,8 +22,8 @@ from tests.loopback import clean_env
 from ttbt5_otel._sdk.config import telemetry_options
 
 PROBE = Path(__file__).with_name("init_probe.py")
-_GRPC = "opentelemetry.exporter.otlp.proto.grpc.trace_exporter.OTLPSpanExporter"
-_HTTP = "opentelemetry.exporter.otlp.proto.http.trace_exporter.OTLPSpanExporter"
+_GRPC = "ttbt5_otel._sdk.otlp.grpc.FastGrpcSpanExporter"
+_HTTP = "ttbt5_otel._sdk.otlp.http.FastHttpSpanExporter"
 
 # option: (value given to init, {fact path: value expected after init})
 # An option that acts only together with another is run with it, and so is the baseline.

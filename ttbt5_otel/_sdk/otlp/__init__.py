@@ -1,0 +1,1 @@
+"""OTLP encoding written directly in the protobuf wire format, and the exporters using it."""

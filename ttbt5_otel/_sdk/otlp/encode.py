@@ -1,0 +1,238 @@
+"""OTLP export requests for spans and log records, as bytes, straight from the SDK's objects.
+
+``encode_spans`` and ``encode_logs`` return what
+``opentelemetry.exporter.otlp.proto.common``'s ``encode_spans(...).SerializeToString()``
+and ``encode_logs(...)`` return, in about a quarter of the time (the corpus tests compare
+both, byte for byte). Items are grouped by resource, then instrumentation scope, in order
+of first appearance, as the reference encoder groups them; equal resources or scopes held
+in different objects share a group there too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, Final, TypeVar
+
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import SpanContext, SpanKind
+
+from ttbt5_otel._sdk.otlp.wire import (
+    any_value,
+    attributes,
+    field_bytes,
+    pack_fixed32,
+    pack_fixed64,
+    varint,
+)
+
+T = TypeVar("T")
+_KIND: Final = {kind: b"\x30" + varint(kind.value + 1) for kind in SpanKind}
+# Span.flags: the W3C trace flags are not sent; bit 8 says whether bit 9 (parent or
+# link is remote) is known, as the reference encoder writes them.
+_HAS_IS_REMOTE: Final = 0x100
+_IS_REMOTE: Final = 0x200
+
+
+def _flags(context: SpanContext | None) -> bytes:
+    remote = context is not None and context.is_remote
+    return pack_fixed32(_HAS_IS_REMOTE | _IS_REMOTE if remote else _HAS_IS_REMOTE)
+
+
+def _trace_state(context: SpanContext) -> bytes:
+    state = context.trace_state
+    if not state:
+        return b""
+    return field_bytes(b"\x1a", ",".join(f"{k}={v}" for k, v in state.items()).encode())
+
+
+def _events(span: ReadableSpan) -> bytes:
+    out = bytearray()
+    for event in span.events:
+        body = b"\x09" + pack_fixed64(event.timestamp) if event.timestamp else b""
+        if event.name:
+            body += field_bytes(b"\x12", event.name.encode())
+        body += attributes(b"\x1a", event.attributes)
+        if event.dropped_attributes:
+            body += b"\x20" + varint(event.dropped_attributes)
+        out += field_bytes(b"\x5a", body)
+    return bytes(out)
+
+
+def _links(span: ReadableSpan) -> bytes:
+    out = bytearray()
+    for link in span.links:
+        context = link.context
+        body = b"\x0a\x10" + context.trace_id.to_bytes(16, "big")
+        body += b"\x12\x08" + context.span_id.to_bytes(8, "big")
+        body += attributes(b"\x22", link.attributes)
+        if link.dropped_attributes:
+            body += b"\x28" + varint(link.dropped_attributes)
+        body += b"\x35" + _flags(context)
+        out += field_bytes(b"\x6a", body)
+    return bytes(out)
+
+
+def _span(span: ReadableSpan) -> bytes:
+    context = span.context
+    parent = span.parent
+    out = bytearray(b"\x0a\x10")
+    out += context.trace_id.to_bytes(16, "big")
+    out += b"\x12\x08"
+    out += context.span_id.to_bytes(8, "big")
+    out += _trace_state(context)
+    if parent:
+        out += b"\x22\x08"
+        out += parent.span_id.to_bytes(8, "big")
+    if span.name:
+        out += field_bytes(b"\x2a", span.name.encode())
+    out += _KIND[span.kind]
+    if span.start_time:
+        out += b"\x39"
+        out += pack_fixed64(span.start_time)
+    if span.end_time:
+        out += b"\x41"
+        out += pack_fixed64(span.end_time)
+    out += attributes(b"\x4a", span.attributes)
+    if span.dropped_attributes:
+        out += b"\x50" + varint(span.dropped_attributes)
+    if span.events:
+        out += _events(span)
+    if span.dropped_events:
+        out += b"\x60" + varint(span.dropped_events)
+    if span.links:
+        out += _links(span)
+    if span.dropped_links:
+        out += b"\x70" + varint(span.dropped_links)
+    status = span.status
+    message = field_bytes(b"\x12", status.description.encode()) if status.description else b""
+    code = status.status_code.value
+    out += field_bytes(b"\x7a", message + b"\x18" + varint(code) if code else message)
+    out += b"\x85\x01"
+    out += _flags(parent)
+    return bytes(out)
+
+
+def _scope(scope: InstrumentationScope | None) -> bytes:
+    if scope is None:
+        return b""
+    body = field_bytes(b"\x0a", scope.name.encode()) if scope.name else b""
+    if scope.version:
+        body += field_bytes(b"\x12", scope.version.encode())
+    return body + attributes(b"\x1a", scope.attributes)
+
+
+def _group(
+    items: Sequence[T],
+    resource_of: Callable[[T], Resource],
+    scope_of: Callable[[T], InstrumentationScope | None],
+) -> list[tuple[Resource, list[tuple[InstrumentationScope | None, list[T]]]]]:
+    """Items by resource, then scope, in order of first appearance.
+
+    Objects are looked up by identity first (one provider shares one resource and one
+    scope per tracer), and only a new object is compared with the groups so far.
+    """
+    resources: list[tuple[Resource, list[tuple[InstrumentationScope | None, list[T]]]]] = []
+    by_resource: dict[int, list[tuple[InstrumentationScope | None, list[T]]]] = {}
+    by_scope: dict[tuple[int, int], list[T]] = {}
+    for item in items:
+        resource, scope = resource_of(item), scope_of(item) or None
+        scopes = by_resource.get(id(resource))
+        if scopes is None:
+            scopes = _find_or_add(resources, resource, list)
+            by_resource[id(resource)] = scopes
+        key = (id(scopes), id(scope))
+        members = by_scope.get(key)
+        if members is None:
+            members = _find_or_add(scopes, scope, list)
+            by_scope[key] = members
+        members.append(item)
+    return resources
+
+
+def _find_or_add(groups: list[tuple[Any, T]], owner: Hashable, new: Callable[[], T]) -> T:
+    for known, members in groups:
+        if known == owner:
+            return members
+    members = new()
+    groups.append((owner, members))
+    return members
+
+
+def _request(
+    grouped: list[tuple[Resource, list[tuple[InstrumentationScope | None, list[T]]]]],
+    encode_item: Callable[[T], bytes],
+    item_tag: bytes,
+) -> bytes:
+    out = bytearray()
+    for resource, scopes in grouped:
+        body = bytearray(field_bytes(b"\x0a", attributes(b"\x0a", resource.attributes)))
+        for scope, members in scopes:
+            scoped = bytearray(field_bytes(b"\x0a", _scope(scope)))
+            for member in members:
+                scoped += field_bytes(item_tag, encode_item(member))
+            if scope is not None and scope.schema_url:
+                scoped += field_bytes(b"\x1a", scope.schema_url.encode())
+            body += field_bytes(b"\x12", bytes(scoped))
+        if resource.schema_url:
+            body += field_bytes(b"\x1a", resource.schema_url.encode())
+        out += field_bytes(b"\x0a", bytes(body))
+    return bytes(out)
+
+
+def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
+    """An ``ExportTraceServiceRequest`` carrying ``spans``, serialized."""
+    grouped = _group(spans, _span_resource, _span_scope)
+    return _request(grouped, _span, b"\x12")
+
+
+def _span_resource(span: ReadableSpan) -> Resource:
+    return span.resource
+
+
+def _span_scope(span: ReadableSpan) -> InstrumentationScope | None:
+    return span.instrumentation_scope
+
+
+def _log(readable: ReadableLogRecord) -> bytes:
+    record = readable.log_record
+    out = bytearray()
+    if record.timestamp:
+        out += b"\x09" + pack_fixed64(record.timestamp)
+    severity = getattr(record.severity_number, "value", None)
+    if severity:
+        out += b"\x10" + varint(severity)
+    if record.severity_text:
+        out += field_bytes(b"\x1a", record.severity_text.encode())
+    out += field_bytes(b"\x2a", any_value(record.body))
+    out += attributes(b"\x32", record.attributes)
+    if readable.dropped_attributes:
+        out += b"\x38" + varint(readable.dropped_attributes)
+    flags = int(record.trace_flags or 0)
+    if flags:
+        out += b"\x45" + pack_fixed32(flags)
+    if record.trace_id:
+        out += b"\x4a\x10" + record.trace_id.to_bytes(16, "big")
+    if record.span_id:
+        out += b"\x52\x08" + record.span_id.to_bytes(8, "big")
+    if record.observed_timestamp:
+        out += b"\x59" + pack_fixed64(record.observed_timestamp)
+    if record.event_name:
+        out += field_bytes(b"\x62", record.event_name.encode())
+    return bytes(out)
+
+
+def encode_logs(batch: Sequence[ReadableLogRecord]) -> bytes:
+    """An ``ExportLogsServiceRequest`` carrying ``batch``, serialized."""
+    grouped = _group(batch, _log_resource, _log_scope)
+    return _request(grouped, _log, b"\x12")
+
+
+def _log_resource(readable: ReadableLogRecord) -> Resource:
+    return readable.resource
+
+
+def _log_scope(readable: ReadableLogRecord) -> InstrumentationScope | None:
+    return readable.instrumentation_scope
