@@ -12,6 +12,7 @@ not counted: it runs in a separate process.
 
 from __future__ import annotations
 
+import gzip
 import json
 import sys
 import threading
@@ -25,6 +26,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 _COUNTS: dict[str, int] = {"spans": 0, "logs": 0, "points": 0, "requests": 0, "bytes": 0}
+_ZERO = dict(_COUNTS)
 _LOCK = threading.Lock()
 
 
@@ -47,6 +49,24 @@ def _otlp_items(path: str, body: bytes) -> tuple[str, int]:
                 kind = metric.WhichOneof("data")
                 points += len(getattr(metric, kind).data_points) if kind else 0
     return "points", points
+
+
+def _envelope_items(body: bytes, encoding: str | None) -> dict[str, int]:
+    """Sentry envelope items by type (a log item carries ``item_count`` records)."""
+    if encoding == "gzip":
+        body = gzip.decompress(body)
+    kinds: dict[str, int] = {}
+    lines = body.split(b"\n")
+    index = 1  # the first line is the envelope's header
+    while index < len(lines):
+        try:
+            header = json.loads(lines[index])
+        except ValueError:
+            break
+        kind = header.get("type", "")
+        kinds[kind] = kinds.get(kind, 0) + int(header.get("item_count", 1))
+        index += 2
+    return kinds
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -82,20 +102,34 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(b"", "application/x-protobuf")
         elif path == "/counts/reset":
             with _LOCK:
-                for key in _COUNTS:
-                    _COUNTS[key] = 0
+                _COUNTS.clear()
+                _COUNTS.update(_ZERO)
             self._reply(b"{}", "application/json")
         elif "/traces" in path:
+            # The Datadog tracer says how many traces a payload carries.
+            traces = int(self.headers.get("X-Datadog-Trace-Count") or 0)
+            with _LOCK:
+                _COUNTS["spans"] += traces
             self._reply(b'{"rate_by_service": {}}', "application/json")
         else:
+            kinds = _envelope_items(body, self.headers.get("Content-Encoding"))
+            with _LOCK:
+                _COUNTS["spans"] += kinds.get("transaction", 0)
+                _COUNTS["logs"] += kinds.get("log", 0)
             self._reply(b"{}", "application/json")
 
     do_PUT = do_POST  # noqa: N815 - the Datadog agent intake takes PUT
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        del request, client_address  # a contender closing its connection at exit is normal
+
+
 def main() -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.daemon_threads = True
+    server = _Server(("127.0.0.1", 0), _Handler)
     Path(sys.argv[1]).write_text(str(server.server_address[1]))
     server.serve_forever()
 
