@@ -43,7 +43,7 @@ TARGETS = {
     ("span", "thread"): 0.85,
     ("span+log", "cpu"): 0.80,
     ("counter", "cpu"): 0.80,
-    ("histogram", "cpu"): 1.00,
+    ("histogram", "cpu"): 1.10,  # the metric helpers' target of docs and design
 }
 _RECEIVED_KIND = {"span": "spans", "span+log": "logs"}
 # A metric update costs a tenth of a span and exports nothing per call: more calls, faster,

@@ -4,17 +4,22 @@ OpenTelemetry hands out proxy objects until a provider is installed. Caching tho
 an indirection to every call; re-creating them on every call would grow the proxy's
 bookkeeping without bound. So objects are cached together with the provider *generation*,
 which ``init()`` and the test plugin bump after installing providers.
+
+The decorators' spans start through ``start_span``, which on an SDK tracer takes the lean
+path of ``lean_spans`` (chosen once per generation too).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Generic, TypeVar
+import sys
+from collections.abc import Callable, Mapping
+from typing import Generic, TypeAlias, TypeVar
 
 from opentelemetry import _logs, metrics, trace
 from opentelemetry._logs import Logger
 from opentelemetry.metrics import Meter
-from opentelemetry.trace import Tracer
+from opentelemetry.trace import Span, SpanKind, Tracer
+from opentelemetry.util.types import AttributeValue
 
 from ttbt5_otel._version import __version__
 
@@ -63,6 +68,46 @@ _logger: Lazy[Logger] = Lazy(lambda: _logs.get_logger(SCOPE, __version__))
 def tracer() -> Tracer:
     """This package's tracer."""
     return _tracer.get()
+
+
+StartSpan: TypeAlias = Callable[[str, SpanKind, Mapping[str, AttributeValue]], Span]
+
+
+def _lean_start(current: Tracer) -> StartSpan | None:
+    # ``import ttbt5_otel`` does not load the SDK, and the lean path imports it: an SDK
+    # tracer means it is loaded already, so only then is that path looked at.
+    if "opentelemetry.sdk.trace" not in sys.modules:
+        return None
+    try:
+        from ttbt5_otel._core.lean_spans import lean_starter  # noqa: PLC0415
+    except (ImportError, AttributeError):  # an SDK release without what it mirrors
+        return None
+    starter = lean_starter(current)
+    return None if starter is None else starter.start
+
+
+def _span_starter() -> StartSpan:
+    current = tracer()
+    lean = _lean_start(current)
+    if lean is not None:
+        return lean
+
+    def start(name: str, kind: SpanKind, attributes: Mapping[str, AttributeValue]) -> Span:
+        return current.start_span(name, kind=kind, attributes=attributes)
+
+    return start
+
+
+_starter: Lazy[StartSpan] = Lazy(_span_starter)
+
+
+def start_span(name: str, kind: SpanKind, attributes: Mapping[str, AttributeValue]) -> Span:
+    """A span of this package's tracer, not yet current.
+
+    Pass attributes from ``clean_attributes`` (cleaned when a decorator is applied) for the
+    lean path of ``lean_spans``; any other mapping gets the tracer's ``start_span``.
+    """
+    return _starter.get()(name, kind, attributes)
 
 
 def meter() -> Meter:

@@ -14,7 +14,8 @@ which key, which rule, the text) and may keep it, redact it, drop the attribute,
 own text in its place. A callback that raises counts as "redact": failing closed.
 
 Strings already found clean are remembered (up to a bound), so the attribute values that
-repeat on every span (routes, methods, library names) cost one dictionary lookup.
+repeat on every span (routes, methods, library names) cost one dictionary lookup; so do
+names known not to be secret, and such a name holding a number or a clean string, no call.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from opentelemetry.attributes import BoundedAttributes
+
 from ttbt5_otel._core.secret_values import find_secrets
 
 _LOG = logging.getLogger("ttbt5_otel")
@@ -34,6 +37,7 @@ _MAX_CACHED_KEYS: Final = 10_000
 _MAX_CLEAN_VALUES: Final = 8_192
 _MAX_CLEAN_LENGTH: Final = 512
 _NAME_RULE: Final = "name"
+_NUMBERS: Final = frozenset({int, float, bool})  # no value rule can change them
 
 DEFAULT_SECRET_PATTERNS: Final[tuple[str, ...]] = (
     "password",
@@ -187,6 +191,8 @@ class Scrubber:
 
     def whole_text(self, text: str, location: str) -> str:
         """Like ``text`` for a string that cannot be removed (a span name, a log body)."""
+        if text in self._clean:  # the span name or log line seen before: no call
+            return text
         scrubbed = self.text(text, location)
         return REDACTED if isinstance(scrubbed, _Dropped) else scrubbed
 
@@ -214,14 +220,24 @@ class Scrubber:
 
     def _mapping(self, value: Mapping[Any, Any], location: str, prefix: str | None) -> Any:
         """``value`` itself when clean, else a copy; nested names are dotted (``db.password``)."""
+        # The SDK's mapping yields items by a Python call per key; its copy() is a plain dict.
+        pairs = value.copy() if type(value) is BoundedAttributes else value
+        known, clean, values = self._key_cache, self._clean, self.values
         changed: dict[Any, Any] | None = None
-        for key, item in value.items():
+        for key, item in pairs.items():
             name = key if prefix is None else f"{prefix}.{key}"
+            # Most attributes cost two lookups: a name known not to be secret holding a number,
+            # a string known clean, or any string with value rules off. Exact types only.
+            kind = type(item)
+            if known.get(name) is False and (
+                kind in _NUMBERS or (kind is str and (not values or item in clean))
+            ):
+                continue
             scrubbed = self.value(name, item, location)
             if scrubbed is item:
                 continue
             if changed is None:
-                changed = dict(value)
+                changed = dict(pairs)
             if scrubbed is DROPPED:
                 del changed[key]
             else:

@@ -165,9 +165,13 @@ class _Sums:
             return [Observation(total, attributes) for attributes, total in self.totals.values()]
 
 
-# One set of sums per counter name and provider generation: two ``counter()`` objects of one
-# name add to one series, as two SDK counters of one name do.
-_sums_by_name: dict[tuple[int, str], _Sums] = {}
+# One set of sums per counter name for the life of the process: two ``counter()`` objects of
+# one name add to one series, as two SDK counters of one name do. Each provider generation
+# gets one observable counter per name reading them; a meter that already has the name
+# keeps its first one (the SDK hands back the registered instrument), which reads the same
+# sums.
+_sums_by_name: dict[str, _Sums] = {}
+_observed: set[tuple[int, str]] = set()
 _sums_lock = threading.Lock()
 
 
@@ -182,26 +186,14 @@ class BoundedCounter(_Instrument):
 
     __slots__ = ("_sums",)
 
-    def __init__(
-        self,
-        name: str,
-        unit: str,
-        description: str,
-        factory: Callable[[], Any],
-        limit: int | None,
-    ) -> None:
-        """As every bounded instrument; ``factory`` is not used, sums are observed."""
-        super().__init__(name, unit, description, factory, limit)
-        self._sums = _Sums()
-
     def _bind_sums(self) -> _Sums:
         generation = current_generation()
         with _sums_lock:
-            sums = _sums_by_name.get((generation, self.name))
-            if sums is None:
-                for stale in [key for key in _sums_by_name if key[0] != generation]:
-                    del _sums_by_name[stale]
-                sums = _sums_by_name[(generation, self.name)] = _Sums()
+            sums = _sums_by_name.setdefault(self.name, _Sums())
+            if (generation, self.name) not in _observed:
+                for stale in [key for key in _observed if key[0] != generation]:
+                    _observed.discard(stale)
+                _observed.add((generation, self.name))
                 meter().create_observable_counter(
                     self.name, [sums.observe], unit=self.unit, description=self.description
                 )

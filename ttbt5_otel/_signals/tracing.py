@@ -15,8 +15,9 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from ttbt5_otel._core.attributes import argument_repr, attributes_of, short_repr
+from ttbt5_otel._core.clean_attributes import CleanAttributes, clean_attributes
 from ttbt5_otel._core.guard import internal_error
-from ttbt5_otel._core.otel import tracer
+from ttbt5_otel._core.otel import start_span
 from ttbt5_otel._core.wrap import RERAISE, code_attributes, wrap
 from ttbt5_otel._signals.handle_errors import RECORDED_ON_SPAN
 
@@ -49,7 +50,7 @@ class _SpanHooks:
     def __init__(
         self,
         name: str,
-        attributes: dict[str, AttributeValue],
+        attributes: CleanAttributes,
         kind: SpanKind,
         record_return: bool,
         capture_args: bool,
@@ -65,10 +66,10 @@ class _SpanHooks:
     def enter(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Span:
         attributes = self._attributes
         if self._capture_args:
-            attributes = {**attributes, **self._arguments(args, kwargs)}
-        return tracer().start_span(self._name, kind=self._kind, attributes=attributes)
+            attributes = attributes.with_strings(self._arguments(args, kwargs))
+        return start_span(self._name, self._kind, attributes)
 
-    def _arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    def _arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, str]:
         if self._signature is None:
             return {}
         try:
@@ -143,7 +144,8 @@ def traced(
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
         code = code_attributes(fn)
-        static: dict[str, AttributeValue] = {**code, **attributes_of(attributes or {})}
+        # Cleaned once here, so the SDK need not clean them again for every call's span.
+        static = clean_attributes({**code, **attributes_of(attributes or {})})
         signature = None
         if capture_args:
             try:
@@ -193,16 +195,17 @@ class SpanScope:
 
     __slots__ = ("_attributes", "_kind", "_name")
 
-    def __init__(self, name: str, kind: SpanKind, attributes: dict[str, AttributeValue]) -> None:
+    def __init__(self, name: str, kind: SpanKind, attributes: Mapping[str, AttributeValue]) -> None:
         """Describe the span to open; nothing starts until entered or called."""
         self._name = name
         self._kind = kind
-        self._attributes = attributes
+        # Cleaned once here, so the SDK need not clean them again for every span.
+        self._attributes = clean_attributes(attributes)
 
     def __enter__(self) -> Span:
         """Start the span and make it current."""
         try:
-            current = tracer().start_span(self._name, kind=self._kind, attributes=self._attributes)
+            current = start_span(self._name, self._kind, self._attributes)
             token = otel_context.attach(trace.set_span_in_context(current))
         except Exception as exc:
             internal_error(f"span({self._name})", exc)
@@ -246,7 +249,7 @@ class SpanScope:
         """Decorate ``func``: each call runs in a new span of this name and attributes."""
         hooks = _SpanHooks(
             self._name,
-            {**code_attributes(func), **self._attributes},
+            self._attributes.with_strings(code_attributes(func), before=True),
             self._kind,
             record_return=False,
             capture_args=False,

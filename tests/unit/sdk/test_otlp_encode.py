@@ -158,7 +158,15 @@ def test_dropped_counts_under_limits():
     ) as span:
         span.add_event("one", {"x": 1, "y": 2})
         span.add_event("two")
-    [span] = exporter.get_finished_spans()
+    live = provider.get_tracer("t").start_span("live", attributes={"a": "x", "b": 1, "c": 2})
+    live.add_event("one")
+    live.add_event("two")
+    live.end()
+    # A span that is not a plain ReadableSpan (here the SDK's live span) is read through
+    # its public properties; the dropped counts come out the same.
+    assert type(live) is not ReadableSpan
+    assert_same_spans([live])
+    [span, _] = exporter.get_finished_spans()
     assert span.dropped_attributes
     assert span.dropped_events
     assert span.dropped_links

@@ -15,9 +15,9 @@ from typing import Any, Final, TypeVar
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind
+from opentelemetry.trace import Link, SpanContext, SpanKind
 
 from ttbt5_otel._sdk.otlp.wire import (
     any_value,
@@ -34,6 +34,10 @@ _KIND: Final = {kind: b"\x30" + varint(kind.value + 1) for kind in SpanKind}
 # link is remote) is known, as the reference encoder writes them.
 _HAS_IS_REMOTE: Final = 0x100
 _IS_REMOTE: Final = 0x200
+# Status {code}: unset, ok, error, as whole fields.
+_STATUS_WITHOUT_MESSAGE: Final = {
+    code: field_bytes(b"\x7a", b"\x18" + varint(code) if code else b"") for code in (0, 1, 2)
+}
 
 
 def _flags(context: SpanContext | None) -> bytes:
@@ -48,9 +52,9 @@ def _trace_state(context: SpanContext) -> bytes:
     return field_bytes(b"\x1a", ",".join(f"{k}={v}" for k, v in state.items()).encode())
 
 
-def _events(span: ReadableSpan) -> bytes:
+def _events(events: Sequence[Event]) -> bytes:
     out = bytearray()
-    for event in span.events:
+    for event in events:
         body = b"\x09" + pack_fixed64(event.timestamp) if event.timestamp else b""
         if event.name:
             body += field_bytes(b"\x12", event.name.encode())
@@ -61,9 +65,9 @@ def _events(span: ReadableSpan) -> bytes:
     return bytes(out)
 
 
-def _links(span: ReadableSpan) -> bytes:
+def _links(links: Sequence[Link]) -> bytes:
     out = bytearray()
-    for link in span.links:
+    for link in links:
         context = link.context
         body = b"\x0a\x10" + context.trace_id.to_bytes(16, "big")
         body += b"\x12\x08" + context.span_id.to_bytes(8, "big")
@@ -75,41 +79,105 @@ def _links(span: ReadableSpan) -> bytes:
     return bytes(out)
 
 
+def _dropped(container: object) -> int:
+    return getattr(container, "dropped", 0) if container else 0
+
+
+def _parts(span: ReadableSpan) -> tuple[Any, ...]:
+    """What is encoded of ``span``, in the order ``_span`` unpacks it."""
+    if type(span) is ReadableSpan:
+        # What the batch processors hand over. Its public properties copy the attributes,
+        # events and links on every read; the stored ones are read instead.
+        attrs, events, links = span._attributes, span._events, span._links  # noqa: SLF001
+        return (
+            span._name,  # noqa: SLF001
+            span._context,  # noqa: SLF001
+            span._parent,  # noqa: SLF001
+            span._kind,  # noqa: SLF001
+            span._start_time,  # noqa: SLF001
+            span._end_time,  # noqa: SLF001
+            span._status,  # noqa: SLF001
+            (attrs, _dropped(attrs), events, _dropped(events), links, _dropped(links)),
+        )
+    return (
+        span.name,
+        span.context,
+        span.parent,
+        span.kind,
+        span.start_time,
+        span.end_time,
+        span.status,
+        (
+            *(span.attributes, span.dropped_attributes),
+            *(span.events, span.dropped_events),
+            *(span.links, span.dropped_links),
+        ),
+    )
+
+
+def _contents(
+    attrs: Any,
+    dropped_attributes: int,
+    events: Any,
+    dropped_events: int,
+    links: Any,
+    dropped_links: int,
+) -> bytes:
+    """Span fields 9 to 14: attributes, events, links and what was dropped of each."""
+    out = attributes(b"\x4a", attrs) if attrs else b""
+    if dropped_attributes:
+        out += b"\x50" + varint(dropped_attributes)
+    if events:
+        out += _events(events)
+    if dropped_events:
+        out += b"\x60" + varint(dropped_events)
+    if links:
+        out += _links(links)
+    if dropped_links:
+        out += b"\x70" + varint(dropped_links)
+    return out
+
+
+_names: dict[str, bytes] = {}
+_MAX_CACHED_NAMES: Final = 1_024
+
+
+def _name_field(name: str) -> bytes:
+    encoded = _names.get(name)
+    if encoded is None:
+        encoded = field_bytes(b"\x2a", name.encode()) if name else b""
+        if len(_names) >= _MAX_CACHED_NAMES:
+            _names.clear()
+        _names[name] = encoded
+    return encoded
+
+
 def _span(span: ReadableSpan) -> bytes:
-    context = span.context
-    parent = span.parent
+    name, context, parent, kind, start, end, status, contents = _parts(span)
     out = bytearray(b"\x0a\x10")
     out += context.trace_id.to_bytes(16, "big")
     out += b"\x12\x08"
     out += context.span_id.to_bytes(8, "big")
-    out += _trace_state(context)
+    if context.trace_state:
+        out += _trace_state(context)
     if parent:
         out += b"\x22\x08"
         out += parent.span_id.to_bytes(8, "big")
-    if span.name:
-        out += field_bytes(b"\x2a", span.name.encode())
-    out += _KIND[span.kind]
-    if span.start_time:
+    out += _name_field(name)
+    out += _KIND[kind]
+    if start:
         out += b"\x39"
-        out += pack_fixed64(span.start_time)
-    if span.end_time:
+        out += pack_fixed64(start)
+    if end:
         out += b"\x41"
-        out += pack_fixed64(span.end_time)
-    out += attributes(b"\x4a", span.attributes)
-    if span.dropped_attributes:
-        out += b"\x50" + varint(span.dropped_attributes)
-    if span.events:
-        out += _events(span)
-    if span.dropped_events:
-        out += b"\x60" + varint(span.dropped_events)
-    if span.links:
-        out += _links(span)
-    if span.dropped_links:
-        out += b"\x70" + varint(span.dropped_links)
-    status = span.status
-    message = field_bytes(b"\x12", status.description.encode()) if status.description else b""
+        out += pack_fixed64(end)
+    out += _contents(*contents)
     code = status.status_code.value
-    out += field_bytes(b"\x7a", message + b"\x18" + varint(code) if code else message)
+    if status.description:
+        message = field_bytes(b"\x12", status.description.encode())
+        out += field_bytes(b"\x7a", message + b"\x18" + varint(code) if code else message)
+    else:
+        out += _STATUS_WITHOUT_MESSAGE[code]
     out += b"\x85\x01"
     out += _flags(parent)
     return bytes(out)

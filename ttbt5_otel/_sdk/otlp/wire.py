@@ -17,6 +17,8 @@ import struct
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+from opentelemetry.attributes import BoundedAttributes
+
 _LOG = logging.getLogger(__name__)
 
 pack_fixed64: Final = struct.Struct("<Q").pack
@@ -94,6 +96,9 @@ def attributes(tag: bytes, attributes: Mapping[str, Any] | None) -> bytes:
     """
     if not attributes:
         return b""
+    if isinstance(attributes, BoundedAttributes):
+        # Iterating the SDK's mapping runs Python code per key; its copy is a plain dict.
+        attributes = attributes.copy()
     out = bytearray()
     cache = _pairs
     for key, value in attributes.items():
