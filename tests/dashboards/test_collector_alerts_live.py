@@ -349,5 +349,7 @@ def test_scrapes_over_the_bundled_limits_fire_scrape_limit_exceeded(live: Live) 
     (up,) = live.query(f'up{{job="otel-collector", instance="{app}"}}')
     assert up["value"][1] == "1"
     (samples,) = live.query(f'scrape_samples_scraped{{instance="{app}"}}')
-    assert 0 < float(samples["value"][1]) < live.limits["sample_limit"] / 10
+    # It may hold no series at all: this collector's memory limiter is made to refuse the
+    # span metrics (the test above), and under load it can refuse every batch of them.
+    assert 0 <= float(samples["value"][1]) < live.limits["sample_limit"] / 10
     assert live.limits["sample_limit"] < 38_000
