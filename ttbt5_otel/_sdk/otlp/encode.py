@@ -2,7 +2,7 @@
 
 ``encode_spans`` and ``encode_logs`` return what
 ``opentelemetry.exporter.otlp.proto.common``'s ``encode_spans(...).SerializeToString()``
-and ``encode_logs(...)`` return, in about a quarter of the time (the corpus tests compare
+and ``encode_logs(...)`` return, in about a fifth of the time (the corpus tests compare
 both, byte for byte). Items are grouped by resource, then instrumentation scope, in order
 of first appearance, as the reference encoder groups them; equal resources or scopes held
 in different objects share a group there too.
