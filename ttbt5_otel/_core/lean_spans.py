@@ -233,7 +233,7 @@ class LeanStarter:
             trace_id,
             ids.generate_span_id(),
             is_remote=False,
-            trace_flags=_FLAGS[sampled, random],
+            trace_flags=_FLAGS[bool(sampled), bool(random)],
             trace_state=trace_state,
         )
         record_end_metrics = tracer._tracer_metrics.start_span(  # noqa: SLF001

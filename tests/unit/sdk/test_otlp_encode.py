@@ -297,3 +297,31 @@ def test_random_spans_and_logs_encode_like_the_reference(
     assert_same_spans([span, span])
     record = log_record(body=body, attributes=attrs, trace_id=trace_id, span_id=span_id)
     assert_same_logs([ReadableLogRecord(record, resource=RESOURCE, instrumentation_scope=SCOPE)])
+
+
+def test_limits_of_zero_still_report_what_was_dropped():
+    """With a limit of 0 the containers are empty, but their dropped counts are sent."""
+    limits = SpanLimits(max_span_attributes=0, max_events=0, max_links=0)
+    provider, exporter = recorded_spans(limits=limits)
+    with provider.get_tracer("t").start_as_current_span(
+        "nothing kept", attributes={"a": 1}, links=[Link(SpanContext(5, 6, is_remote=False))]
+    ) as span:
+        span.add_event("gone")
+    [span] = exporter.get_finished_spans()
+    assert (span.dropped_attributes, span.dropped_events, span.dropped_links) == (1, 1, 1)
+    assert_same_spans([span])
+
+
+def test_empty_keys_and_resources_equal_only_by_value():
+    """An empty map key is left out as proto3 leaves it; 1 and 1.0 resources stay apart."""
+    record = log_record(body={"": 1, "k": {"": "nested"}})
+    assert_same_logs([ReadableLogRecord(record, resource=RESOURCE)])
+    spans = [
+        ReadableSpan(
+            name=name,
+            context=SpanContext(1, index + 1, is_remote=False),
+            resource=Resource({"shard": shard}),
+        )
+        for index, (name, shard) in enumerate([("a", 1), ("b", 1.0), ("c", 1)])
+    ]
+    assert_same_spans(spans)

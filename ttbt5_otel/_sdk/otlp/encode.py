@@ -80,7 +80,8 @@ def _links(links: Sequence[Link]) -> bytes:
 
 
 def _dropped(container: object) -> int:
-    return getattr(container, "dropped", 0) if container else 0
+    # Not only a full container has dropped items: with a limit of 0 every one is dropped.
+    return getattr(container, "dropped", 0)
 
 
 def _parts(span: ReadableSpan) -> tuple[Any, ...]:
@@ -221,8 +222,10 @@ def _group(
 
 
 def _find_or_add(groups: list[tuple[Any, T]], owner: Hashable, new: Callable[[], T]) -> T:
+    # Matched the way a dict key is, as in the reference encoder's grouping: equal objects
+    # with different hashes (1 and 1.0 in an attribute) stay apart.
     for known, members in groups:
-        if known == owner:
+        if known is owner or (hash(known) == hash(owner) and known == owner):
             return members
     members = new()
     groups.append((owner, members))

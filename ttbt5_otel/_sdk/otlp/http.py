@@ -23,7 +23,11 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from ttbt5_otel._sdk.otlp.encode import encode_logs, encode_spans
 from ttbt5_otel._sdk.otlp.fallback import warn_reference
 
-_LOG = logging.getLogger(__name__)
+# The SDK exporters' own loggers: their levels, filters and rate limits apply unchanged.
+_LOGS = {
+    "span": logging.getLogger("opentelemetry.exporter.otlp.proto.http.trace_exporter"),
+    "log": logging.getLogger("opentelemetry.exporter.otlp.proto.http._log_exporter"),
+}
 
 
 def _http_shape_known(exporter: object) -> bool:
@@ -38,19 +42,20 @@ def _http_shape_known(exporter: object) -> bool:
 
 def _send_http(exporter: Any, payload: Callable[[], bytes], count: int, what: str) -> bool:
     """One export through the SDK's HTTP client; True when the collector accepted it."""
+    log = _LOGS[what]
     if exporter._shutdown:  # noqa: SLF001
-        _LOG.warning("Exporter already shutdown, ignoring batch")
+        log.warning("Exporter already shutdown, ignoring batch")
         return False
     with exporter._metrics.export_operation(count) as result:  # noqa: SLF001
         try:
             body = payload()
         except Exception as error:
-            _LOG.exception("Failed to encode %s batch", what)
+            log.exception("Failed to encode %s batch", what)
             result.error = error
             return False
         limit = exporter._max_request_size  # noqa: SLF001
         if 0 < limit < len(body):
-            _LOG.warning(
+            log.warning(
                 "Dropping %s batch: serialized size %d bytes exceeds max_request_size %d bytes",
                 what,
                 len(body),

@@ -19,7 +19,8 @@ from typing import Any, Final
 
 from opentelemetry.attributes import BoundedAttributes
 
-_LOG = logging.getLogger(__name__)
+# The reference encoder's logger: its level, filters and rate limits apply unchanged.
+_LOG = logging.getLogger("opentelemetry.exporter.otlp.proto.common._internal")
 
 pack_fixed64: Final = struct.Struct("<Q").pack
 pack_fixed32: Final = struct.Struct("<I").pack
@@ -82,7 +83,8 @@ def any_value(value: Any) -> bytes:  # noqa: PLR0911 - one return per kind of va
 
 def key_value(key: str, value: Any) -> bytes:
     """The body of a ``KeyValue``."""
-    return field_bytes(b"\x0a", key.encode()) + field_bytes(b"\x12", any_value(value))
+    encoded_key = field_bytes(b"\x0a", key.encode()) if key else b""
+    return encoded_key + field_bytes(b"\x12", any_value(value))
 
 
 _pairs: dict[tuple[str, type, Any], bytes] = {}
