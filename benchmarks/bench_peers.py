@@ -15,7 +15,8 @@ reports:
 
 Ratios are to the raw OpenTelemetry SDK measured in the same run. Peers come with the
 ``bench`` extra; a peer that is not installed is left out. ``--check`` exits non-zero when a
-ratio of ttbt5 is more than ``--slack`` (1.5) times its target: a gross regression, not noise.
+ratio of ttbt5 is more than ``--slack`` (1.5) times its target (a gross regression, not noise)
+or when ttbt5 did not deliver every span, log record and metric it was given.
 
     python benchmarks/bench_peers.py [--quick] [--check] [--rounds R] [--calls N]
 """
@@ -97,6 +98,7 @@ def worker(contender: str, workload: str, sink: str, calls: int, rate: float) ->
                 "cpu_us": (cpu_after - cpu_before) / calls * 1e6,
                 "received": counts.get(kind) if kind else None,
                 "bytes": counts.get("bytes", 0),
+                "points": counts.get("points", 0),
             }
         )
     )
@@ -136,6 +138,7 @@ def _medians(results: dict[tuple[str, str], list[dict]]) -> dict[tuple[str, str]
             "thread_us": statistics.median(r["thread_us"] for r in runs),
             "cpu_us": statistics.median(r["cpu_us"] for r in runs),
             "received": min(received) if received else None,
+            "points": min(r.get("points", 0) for r in runs),
         }
     return table
 
@@ -157,6 +160,19 @@ def _print_table(table: dict, contenders: list[str], workloads: list[str], base_
             received = "-" if row["received"] is None else f"{row['received']}/{calls}"
             print(f"{contender:<10} {row['thread_us']:>10.1f} {row['cpu_us']:>8.1f} "
                   f"{thread_ratio:>11.2f} {cpu_ratio:>8.2f} {received:>9}")  # fmt: skip
+
+
+def _delivery_failures(table: dict, base_calls: int) -> list[str]:
+    """ttbt5 runs that did not deliver everything: cheap because broken is not cheap."""
+    failures = []
+    for (contender, workload), row in table.items():
+        if contender != "ttbt5":
+            continue
+        if row["received"] is not None and row["received"] < base_calls:
+            failures.append(f"{workload}: {row['received']} of {base_calls} delivered")
+        if workload in _SCALE and row["points"] == 0:
+            failures.append(f"{workload}: no data point delivered")
+    return failures
 
 
 def _verdicts(table: dict, slack: float) -> list[str]:
@@ -216,7 +232,7 @@ def main() -> int:
         f"median of {args.rounds} rounds, {args.rate:.0f} calls/s, python {sys.version.split()[0]}"
     )
     _print_table(table, contenders, workloads, args.calls)
-    failures = _verdicts(table, args.slack)
+    failures = _verdicts(table, args.slack) + _delivery_failures(table, args.calls)
     if args.check and failures:
         print("FAILED: " + "; ".join(failures))
         return 1

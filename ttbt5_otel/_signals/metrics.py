@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -171,6 +170,9 @@ class _Sums:
 # keeps its first one (the SDK hands back the registered instrument), which reads the same
 # sums.
 _sums_by_name: dict[str, _Sums] = {}
+# One limiter per name too: the sums are keyed by the admitted sets it hands out, so every
+# ``counter(name)`` object shares them and the sums stay within the cardinality limit.
+_limiters_by_name: dict[str, AttributeLimiter] = {}
 _observed: set[tuple[int, str]] = set()
 _sums_lock = threading.Lock()
 
@@ -182,6 +184,9 @@ class BoundedCounter(_Instrument):
     admitted attribute sets are already clean, so each add is a plain sum under a lock,
     reported by an observable counter of the same name, unit and description when metrics
     are collected: the same cumulative sum reaches the exporter at a fraction of the cost.
+    Unlike an SDK counter it carries no exemplars, and under the ``lowmemory`` temporality
+    preference it is exported cumulative (as every observable counter is). Like an SDK
+    counter, a forked child goes on from its parent's totals.
     """
 
     __slots__ = ("_sums",)
@@ -190,6 +195,8 @@ class BoundedCounter(_Instrument):
         generation = current_generation()
         with _sums_lock:
             sums = _sums_by_name.setdefault(self.name, _Sums())
+            self._limiter = _limiters_by_name.setdefault(self.name, self._limiter)
+            self._seen = self._limiter._seen  # noqa: SLF001 - shared read-only fast path
             if (generation, self.name) not in _observed:
                 for stale in [key for key in _observed if key[0] != generation]:
                     _observed.discard(stale)
@@ -221,16 +228,6 @@ class BoundedCounter(_Instrument):
                 sums.totals[id(admitted)] = [admitted, amount]
             else:
                 entry[1] += amount
-
-
-def _forget_sums_in_child() -> None:
-    # A forked worker reports its own counts (under its own instance id), not its parent's.
-    for sums in _sums_by_name.values():
-        sums.lock = threading.Lock()  # another thread of the parent may have held it
-        sums.totals.clear()
-
-
-os.register_at_fork(after_in_child=_forget_sums_in_child)
 
 
 class BoundedUpDownCounter(_Instrument):

@@ -61,8 +61,8 @@ def test_concurrent_adds_are_all_counted(capture_telemetry):
     assert capture_telemetry.counter_value("shop.hits") == 40_000
 
 
-def test_a_forked_child_starts_from_zero(capture_telemetry):
-    """After fork, a worker reports its own counts only (its instance id is new)."""
+def test_a_forked_child_goes_on_from_its_parents_totals(capture_telemetry):
+    """As an SDK counter does: a cumulative sum never goes down, so no negative delta."""
     jobs = counter("shop.jobs")
     jobs.add(7)
     read, write = os.pipe()
@@ -76,7 +76,7 @@ def test_a_forked_child_starts_from_zero(capture_telemetry):
             os._exit(0)
     os.close(write)
     with os.fdopen(read) as pipe:
-        assert pipe.read() == "[2]"
+        assert pipe.read() == "[9]"
     os.waitpid(child, 0)
     assert capture_telemetry.counter_value("shop.jobs") == 7
 
@@ -96,3 +96,13 @@ def test_a_new_provider_generation_keeps_reporting(capture_telemetry):
         assert all(key[0] == _metrics._State.generation for key in _metrics._observed)
     finally:
         _metrics._State.generation -= 1
+
+
+def test_counter_objects_of_one_name_share_their_attribute_sets():
+    """Creating a counter per call does not grow the sums: one limiter per name."""
+    for _ in range(1_000):
+        counter("shop.per.call").add(1, {"route": "/pay"})
+    assert len(_metrics._sums_by_name["shop.per.call"].totals) == 1
+    last = counter("shop.per.call")
+    last.add(1, {"route": "/pay"})
+    assert last.attribute_sets == 1
