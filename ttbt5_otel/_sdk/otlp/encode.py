@@ -11,6 +11,7 @@ in different objects share a group there too.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
+from operator import attrgetter
 from typing import Any, Final, TypeVar
 
 from opentelemetry.sdk._logs import ReadableLogRecord
@@ -29,6 +30,9 @@ from ttbt5_otel._sdk.otlp.wire import (
 )
 
 T = TypeVar("T")
+# Spans and log records both carry these two under the same names.
+_RESOURCE_OF: Final = attrgetter("resource")
+_SCOPE_OF: Final = attrgetter("instrumentation_scope")
 _KIND: Final = {kind: b"\x30" + varint(kind.value + 1) for kind in SpanKind}
 # Span.flags: the W3C trace flags are not sent; bit 8 says whether bit 9 (parent or
 # link is remote) is known, as the reference encoder writes them.
@@ -255,16 +259,8 @@ def _request(
 
 def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
     """An ``ExportTraceServiceRequest`` carrying ``spans``, serialized."""
-    grouped = _group(spans, _span_resource, _span_scope)
+    grouped = _group(spans, _RESOURCE_OF, _SCOPE_OF)
     return _request(grouped, _span, b"\x12")
-
-
-def _span_resource(span: ReadableSpan) -> Resource:
-    return span.resource
-
-
-def _span_scope(span: ReadableSpan) -> InstrumentationScope | None:
-    return span.instrumentation_scope
 
 
 def _log(readable: ReadableLogRecord) -> bytes:
@@ -297,13 +293,5 @@ def _log(readable: ReadableLogRecord) -> bytes:
 
 def encode_logs(batch: Sequence[ReadableLogRecord]) -> bytes:
     """An ``ExportLogsServiceRequest`` carrying ``batch``, serialized."""
-    grouped = _group(batch, _log_resource, _log_scope)
+    grouped = _group(batch, _RESOURCE_OF, _SCOPE_OF)
     return _request(grouped, _log, b"\x12")
-
-
-def _log_resource(readable: ReadableLogRecord) -> Resource:
-    return readable.resource
-
-
-def _log_scope(readable: ReadableLogRecord) -> InstrumentationScope | None:
-    return readable.instrumentation_scope
