@@ -16,7 +16,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Final
 
-from ttbt5_otel._core.guard import internal_error
+from ttbt5_otel._core.guard import internal_error, own_logger
 from ttbt5_otel._exceptions import ConfigError
 
 
@@ -102,13 +102,19 @@ def flush_when_lifespan_ends(app: Any) -> None:
             yield state
         from ttbt5_otel._sdk.setup import force_flush  # noqa: PLC0415 - setup imports this
 
-        await asyncio.to_thread(force_flush)
+        if not await asyncio.to_thread(force_flush):
+            # The server kills the process next: whatever did not leave now never will.
+            _LOG.warning(
+                "telemetry flush at application shutdown did not finish; "
+                "data not yet exported is lost with this process"
+            )
 
     setattr(lifespan_then_flush, _FLUSHES, True)
     app.router.lifespan_context = lifespan_then_flush
 
 
 _FLUSHES: Final = "_ttbt5_flushes_telemetry"
+_LOG = own_logger("ttbt5_otel")
 
 
 def _framework_of(app: Any) -> str | None:
