@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.parse
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from tests.integration.test_stack_e2e import (
 )
 from tests.loopback import clean_env
 from tests.otlp_receiver import GrpcReceiver
+from tests.stores import get_json, get_lines
 from ttbt5_otel._cli.alert_view import fetch_notifications
 from ttbt5_otel._cli.stack import redis_url
 
@@ -155,3 +157,40 @@ def test_demo_incident_pages_within_a_minute(stack: Path):
     assert seconds < 60
     for key in ("runbook_url", "traces_url", "logs_url", "dashboard_url"):
         assert alert["annotations"][key].startswith("http"), key
+    follow_the_page_to_its_evidence(alert["annotations"], env)
+
+
+def follow_the_page_to_its_evidence(links: dict[str, str], env: dict[str, str]) -> None:
+    """What a newcomer does next: the page's links give the failed orders' traces and their
+    ERROR records, and the terminal view shows one of those traces with its log records."""
+    traces = get_json(links["traces_api_url"])["data"]
+    assert traces, links["traces_api_url"]
+    for trace in traces:
+        services = {process["serviceName"] for process in trace["processes"].values()}
+        assert "orders-demo" in services, services
+        statuses = {
+            tag["value"] for span in trace["spans"] for tag in span["tags"]
+            if tag["key"] == "otel.status_code"
+        }  # fmt: skip
+        assert "ERROR" in statuses, trace["traceID"]
+    records = get_lines(links["logs_api_url"])
+    assert records, links["logs_api_url"]
+    for record in records:
+        assert record["service.name"] == "orders-demo", record
+        assert int(record["severity_number"]) >= 17, record
+
+    logs_base = links["logs_api_url"].split("/select/", 1)[0]
+
+    def has_records(trace_id: str) -> bool:
+        query = urllib.parse.urlencode({"query": f'trace_id:"{trace_id}"'})
+        return bool(get_lines(f"{logs_base}/select/logsql/query?{query}"))
+
+    trace_id = next((t["traceID"] for t in traces if has_records(t["traceID"])), None)
+    assert trace_id, "no trace of the page has log records under its trace id"
+    shown = subprocess.run(
+        [sys.executable, "-m", "ttbt5_otel", "trace", trace_id],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    assert trace_id in shown.stdout
+    assert "ERROR" in shown.stdout, shown.stdout
