@@ -490,3 +490,38 @@ def test_status_and_down_stop_exactly_the_recorded_processes(stack: Path) -> Non
     after = cli(stack, "status")
     assert after.returncode == 1
     assert "no stack recorded" in after.stdout
+
+
+def _processes_mentioning(path: Path) -> list[str]:
+    """Live processes whose command line names ``path`` (every part of the stack does)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(path) in command and alive(ProcessId(int(entry.name), 0)):
+            found.append(f"{entry.name}: {command[:200]}")
+    return found
+
+
+def test_a_second_stack_up_starts_in_seconds_and_down_leaves_nothing(stack: Path) -> None:
+    """After the first start nothing is built again: a restart only waits for readiness."""
+    started = time.monotonic()
+    up = cli(stack, "up", "--with-redis")
+    elapsed = time.monotonic() - started
+    assert up.returncode == 0, up.stdout + up.stderr
+    print(f"second stack up: {elapsed:.1f} s")
+    # A build of the collector or the stores takes minutes; readiness takes seconds.
+    assert elapsed < 60, up.stdout
+    status = cli(stack, "status")
+    for name in COMPONENTS:
+        [line] = [line for line in status.stdout.splitlines() if line.startswith(name)]
+        assert line.split()[1:3] == ["running", "ready"], line
+    assert _processes_mentioning(stack)
+
+    down = cli(stack, "down")
+    assert down.returncode == 0, down.stderr
+    assert _processes_mentioning(stack) == []
