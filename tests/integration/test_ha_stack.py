@@ -121,6 +121,18 @@ def _start_load(endpoint: str, service: str, out: Path) -> subprocess.Popen[str]
     )
 
 
+def test_status_lists_every_part_of_the_ha_topology_running_and_ready(ha: Path) -> None:
+    status = stack(ha, "status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    names = set(recorded(ha))
+    # 2 agents, 2 gateways, 2 Prometheus with their sidecars, the query, 3 Alertmanagers,
+    # 6 Redis nodes, the two stores and the webhook: 21.
+    assert len(names) == 21, names
+    for name in names:
+        [line] = [line for line in status.stdout.splitlines() if line.split()[:1] == [name]]
+        assert line.split()[1:3] == ["running", "ready"], line
+
+
 def test_killing_a_gateway_loses_no_span_sent_after_the_kill(ha: Path, tmp_path: Path) -> None:
     """SIGKILL one gateway under load from two apps, restart it 5 s later.
 
