@@ -99,6 +99,27 @@ def get_lines(url: str) -> list[dict[str, Any]]:
         return [json.loads(line) for line in reply.read().decode().splitlines() if line]
 
 
+def assert_error_traces_of(service: str, traces: list[dict[str, Any]]) -> None:
+    """Each Jaeger trace is the service's alone and has a span with an error status."""
+    assert traces, f"no traces of {service}"
+    for trace in traces:
+        services = {process["serviceName"] for process in trace["processes"].values()}
+        assert services == {service}, services
+        statuses = {
+            tag["value"] for span in trace["spans"] for tag in span["tags"]
+            if tag["key"] == "otel.status_code"
+        }  # fmt: skip
+        assert "ERROR" in statuses, trace["traceID"]
+
+
+def assert_error_records_of(service: str, records: list[dict[str, Any]]) -> None:
+    """Each VictoriaLogs record is the service's and of severity ERROR or above."""
+    assert records, f"no log records of {service}"
+    for record in records:
+        assert record["service.name"] == service, record
+        assert int(record["severity_number"]) >= 17, record
+
+
 def _tail(path: Path, lines: int = 30) -> str:
     text = path.read_text(errors="replace") if path.exists() else "(no output)"
     return "\n".join(text.splitlines()[-lines:])

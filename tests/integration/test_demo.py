@@ -20,7 +20,7 @@ from tests.integration.test_stack_e2e import (
 )
 from tests.loopback import clean_env
 from tests.otlp_receiver import GrpcReceiver
-from tests.stores import get_json, get_lines
+from tests.stores import assert_error_records_of, assert_error_traces_of, get_json, get_lines
 from ttbt5_otel._cli.alert_view import fetch_notifications
 from ttbt5_otel._cli.stack import redis_url
 
@@ -164,20 +164,8 @@ def follow_the_page_to_its_evidence(links: dict[str, str], env: dict[str, str]) 
     """What a newcomer does next: the page's links give the failed orders' traces and their
     ERROR records, and the terminal view shows one of those traces with its log records."""
     traces = get_json(links["traces_api_url"])["data"]
-    assert traces, links["traces_api_url"]
-    for trace in traces:
-        services = {process["serviceName"] for process in trace["processes"].values()}
-        assert "orders-demo" in services, services
-        statuses = {
-            tag["value"] for span in trace["spans"] for tag in span["tags"]
-            if tag["key"] == "otel.status_code"
-        }  # fmt: skip
-        assert "ERROR" in statuses, trace["traceID"]
-    records = get_lines(links["logs_api_url"])
-    assert records, links["logs_api_url"]
-    for record in records:
-        assert record["service.name"] == "orders-demo", record
-        assert int(record["severity_number"]) >= 17, record
+    assert_error_traces_of("orders-demo", traces)
+    assert_error_records_of("orders-demo", get_lines(links["logs_api_url"]))
 
     logs_base = links["logs_api_url"].split("/select/", 1)[0]
 

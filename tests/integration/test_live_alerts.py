@@ -42,7 +42,14 @@ from tests.dashboards._support import (
 from tests.loopback import clean_env, free_port, stop_processes, webhook
 from tests.loopback import wait_until as wait_for
 from tests.paths import REPO
-from tests.stores import get_json, get_lines, running_jaeger, running_victorialogs
+from tests.stores import (
+    assert_error_records_of,
+    assert_error_traces_of,
+    get_json,
+    get_lines,
+    running_jaeger,
+    running_victorialogs,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -300,21 +307,8 @@ def test_alert_links_lead_to_the_failing_requests_traces_and_logs(
     assert links["logs_api_url"].startswith(f"{live.victorialogs}/select/logsql/query?")
 
     traces = get_json(links["traces_api_url"])["data"]
-    assert traces, links["traces_api_url"]
-    for trace in traces:
-        services = {process["serviceName"] for process in trace["processes"].values()}
-        assert services == {SERVICE}, services
-        statuses = {
-            tag["value"] for span in trace["spans"] for tag in span["tags"]
-            if tag["key"] == "otel.status_code"
-        }  # fmt: skip
-        assert "ERROR" in statuses, trace["traceID"]
-
-    records = get_lines(links["logs_api_url"])
-    assert records, links["logs_api_url"]
-    for record in records:
-        assert record["service.name"] == SERVICE, record
-        assert int(record["severity_number"]) >= 17, record
+    assert_error_traces_of(SERVICE, traces)
+    assert_error_records_of(SERVICE, get_lines(links["logs_api_url"]))
 
     # The web UIs answer the browser links (the locally built Jaeger serves a placeholder
     # page there; its Docker image serves the UI).
