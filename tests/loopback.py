@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import subprocess
 import threading
@@ -19,8 +20,41 @@ import ttbt5_otel
 from ttbt5_otel._app.settings import option_table
 
 
+def _ports_for_servers() -> range:
+    """Ports below the kernel's ephemeral range, clear of the stack's fixed ports (243xx).
+
+    A port the kernel handed out by ``bind(0)`` comes from the ephemeral range, which is also
+    where every outgoing connection gets its local port: between the probe and the server's
+    own bind, a client of another process could take it ("address already in use").
+    """
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    return range(25000, low) if low > 26000 else range(0)
+
+
+_SERVER_PORTS = _ports_for_servers()
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    """A TCP port on 127.0.0.1 that nothing listens on right now and no earlier call gave.
+
+    Chosen outside the range outgoing connections take their ports from (see above), so it
+    stays free until the server started on it binds it.
+    """
+    for _ in range(200 if _SERVER_PORTS else 0):
+        port = _SERVER_PORTS[random.randrange(len(_SERVER_PORTS))]
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

@@ -10,7 +10,6 @@ import http.client
 import json
 import re
 import signal
-import socket
 import stat
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.loopback import free_port
 from tests.paths import REPO
 from ttbt5_otel._cli import alert_view
 from ttbt5_otel._cli.alert_view import fetch_notifications, format_notification, wait_for
@@ -181,12 +181,6 @@ def get_json(url: str, path: str) -> Any:
     status, body = request(url, "GET", path)
     assert status == 200, body
     return json.loads(body)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- the receiver
