@@ -88,7 +88,7 @@ def ha(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         leftovers = [name for name, proc in procs.items() if alive(proc)]
         kill_leftovers(procs)
     assert down.returncode == 0, down.stdout + down.stderr
-    assert not leftovers, f"`stack down` left these running: {leftovers}"
+    assert not leftovers, f"`stack down` left these running: {leftovers}\n{down.stdout}"
 
 
 def _get_json(url: str, timeout: float = 10) -> Any:

@@ -5,6 +5,13 @@ to an unrelated one. Every process is therefore recorded as (pid, start time, co
 as psutil reports them, and nothing is signalled unless all three still match. The start
 time guards against a recycled pid; the command line guards against a state file that names
 a process someone else started (a hand-edited or planted record): such a process is spared.
+
+The start time is counted from boot, not from the epoch. The kernel keeps a process's start
+as clock ticks since boot, and psutil turns that into epoch seconds by adding the boot time
+the kernel reports *now*, which moves whenever the wall clock is stepped (NTP, a resumed
+VM). An epoch start time recorded by ``stack up`` can therefore differ from the one ``stack
+down`` reads minutes later, and every process would look like a stranger and be left
+running.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ _KILL_WAIT: Final = 5.0
 
 @dataclass(frozen=True, slots=True)
 class ProcessId:
-    """A process as the kernel knows it: pid, start time (seconds since the epoch), command line.
+    """A process as the kernel knows it: pid, start time (seconds after boot), command line.
 
     ``cmdline`` is what psutil reports for the process (``/proc/<pid>/cmdline``); ``None``
     skips that check, for callers that only know pid and start time.
@@ -44,12 +51,28 @@ class ProcessId:
     cmdline: tuple[str, ...] | None = None
 
 
+# Epoch start times (records of older versions) are above this; boot-relative ones are not.
+_EPOCH_START_FLOOR: Final = 1e9
+
+
+def _since_boot(process: psutil.Process) -> float:
+    # Both terms use the boot time read now, so a stepped clock cancels out; ticks are 1/100 s.
+    return round(process.create_time() - psutil.boot_time(), 2)
+
+
 def start_time_of(pid: int) -> float | None:
-    """Start time of ``pid``, or None when there is no such process."""
+    """Start time of ``pid`` in seconds after boot, or None when there is no such process."""
     try:
-        return psutil.Process(pid).create_time()
+        return _since_boot(psutil.Process(pid))
     except psutil.Error:
         return None
+
+
+def boot_relative(start_time: float) -> float:
+    """A recorded start time as seconds after boot (records of older versions hold epoch)."""
+    if start_time < _EPOCH_START_FLOOR:
+        return start_time
+    return round(start_time - psutil.boot_time(), 2)
 
 
 def command_line(pid: int) -> tuple[str, ...] | None:
@@ -67,7 +90,7 @@ def _live(proc: ProcessId) -> psutil.Process | None:
         os.waitpid(proc.pid, os.WNOHANG)
     try:
         found = psutil.Process(proc.pid)
-        if found.create_time() != proc.start_time or found.status() == psutil.STATUS_ZOMBIE:
+        if _since_boot(found) != proc.start_time or found.status() == psutil.STATUS_ZOMBIE:
             return None
     except psutil.Error:
         return None

@@ -36,6 +36,7 @@ from ttbt5_otel._cli import slo_profile as slo_profiles
 from ttbt5_otel._cli import stack_ha
 from ttbt5_otel._cli.processes import (
     ProcessId,
+    boot_relative,
     command_line,
     ensure_ports_free,
     impostor,
@@ -80,6 +81,7 @@ class Record:
 
     pid: int
     start_time: float
+    """Seconds after boot (``processes.start_time_of``); epoch seconds in older records."""
     argv: list[str]
     log: str
     ready: str
@@ -92,7 +94,7 @@ class Record:
     def process(self) -> ProcessId:
         """The recorded process identity, command line included."""
         cmdline = self.cmdline if self.cmdline is not None else self.argv
-        return ProcessId(self.pid, self.start_time, tuple(cmdline))
+        return ProcessId(self.pid, boot_relative(self.start_time), tuple(cmdline))
 
 
 @dataclass(frozen=True, slots=True)

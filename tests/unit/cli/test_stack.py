@@ -17,6 +17,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from ttbt5_otel._cli.main import main
@@ -266,6 +267,45 @@ def test_down_stops_a_process_whose_command_line_matches(
     assert result.returncode == 0, result.stderr
     assert "not signalled" not in result.stdout
     assert sleeper.wait(timeout=5) == -signal.SIGTERM
+
+
+@pytest.mark.integration
+def test_down_stops_its_processes_after_the_wall_clock_was_stepped(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes]
+) -> None:
+    """The kernel's boot time in epoch seconds moves when the clock is stepped (NTP, a
+    resumed VM); a record made before the step still names the same processes after it."""
+    cmdline = command_line(sleeper.pid)
+    assert cmdline is not None
+    write_state(
+        tmp_path,
+        prometheus=record_for(sleeper, tmp_path, argv=[SLEEP, "60"], cmdline=list(cmdline)),
+    )
+    stepped = (
+        "import psutil._pslinux as linux\n"
+        "real = linux.boot_time\n"
+        "linux.boot_time = lambda: real() + 7.0\n"
+    )
+    result = in_subprocess(f"{stepped}down(Path({str(tmp_path)!r}), timeout=5.0)")
+    assert result.returncode == 0, result.stderr
+    assert sleeper.wait(timeout=5) == -signal.SIGTERM
+
+
+def test_a_record_with_an_epoch_start_time_still_names_its_process(
+    tmp_path: Path, sleeper: subprocess.Popen[bytes]
+) -> None:
+    """Records written by older versions hold the start time in epoch seconds."""
+    cmdline = command_line(sleeper.pid)
+    assert cmdline is not None
+    record = record_for(sleeper, tmp_path, argv=[SLEEP, "60"], cmdline=list(cmdline))
+    record["start_time"] = psutil.Process(sleeper.pid).create_time()
+    write_state(tmp_path, prometheus=record)
+    [found] = status(tmp_path)
+    assert found.running
+    record["start_time"] = psutil.Process(sleeper.pid).create_time() - 1
+    write_state(tmp_path, prometheus=record)
+    [found] = status(tmp_path)
+    assert not found.running
 
 
 @pytest.mark.integration
