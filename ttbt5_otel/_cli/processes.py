@@ -55,9 +55,14 @@ class ProcessId:
 _EPOCH_START_FLOOR: Final = 1e9
 
 
+def _after_boot(epoch: float) -> float:
+    # Ticks are 1/100 s; rounding drops the float noise of adding and removing the boot time.
+    return round(epoch - psutil.boot_time(), 2)
+
+
 def _since_boot(process: psutil.Process) -> float:
-    # Both terms use the boot time read now, so a stepped clock cancels out; ticks are 1/100 s.
-    return round(process.create_time() - psutil.boot_time(), 2)
+    # create_time() adds the boot time read now and _after_boot removes it: a step cancels out.
+    return _after_boot(process.create_time())
 
 
 def start_time_of(pid: int) -> float | None:
@@ -70,9 +75,7 @@ def start_time_of(pid: int) -> float | None:
 
 def boot_relative(start_time: float) -> float:
     """A recorded start time as seconds after boot (records of older versions hold epoch)."""
-    if start_time < _EPOCH_START_FLOOR:
-        return start_time
-    return round(start_time - psutil.boot_time(), 2)
+    return start_time if start_time < _EPOCH_START_FLOOR else _after_boot(start_time)
 
 
 def command_line(pid: int) -> tuple[str, ...] | None:
