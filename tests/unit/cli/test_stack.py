@@ -82,6 +82,13 @@ def record_for(
     }
 
 
+def true_record(proc: subprocess.Popen[bytes], tmp_path: Path) -> dict[str, object]:
+    """The record ``stack up`` would have written for ``proc``: every field matches it."""
+    cmdline = command_line(proc.pid)
+    assert cmdline is not None
+    return record_for(proc, tmp_path, argv=[SLEEP, "60"], cmdline=list(cmdline))
+
+
 def in_subprocess(call: str) -> subprocess.CompletedProcess[str]:
     """Run ``call`` (a function of ttbt5_otel._cli.stack) in a fresh interpreter."""
     code = f"from pathlib import Path\nfrom ttbt5_otel._cli.stack import down, reload\n{call}\n"
@@ -256,10 +263,7 @@ def test_down_stops_a_process_whose_command_line_matches(
     tmp_path: Path, sleeper: subprocess.Popen[bytes]
 ) -> None:
     """The control case: the same kind of record, true this time, is acted upon."""
-    cmdline = command_line(sleeper.pid)
-    assert cmdline is not None
-    record = record_for(sleeper, tmp_path, argv=[SLEEP, "60"], cmdline=list(cmdline))
-    write_state(tmp_path, prometheus=record)
+    write_state(tmp_path, prometheus=true_record(sleeper, tmp_path))
     [found] = status(tmp_path)
     assert found.running
     # In a child process, so that this one (the sleeper's parent) sees the signal that ended it.
@@ -275,12 +279,7 @@ def test_down_stops_its_processes_after_the_wall_clock_was_stepped(
 ) -> None:
     """The kernel's boot time in epoch seconds moves when the clock is stepped (NTP, a
     resumed VM); a record made before the step still names the same processes after it."""
-    cmdline = command_line(sleeper.pid)
-    assert cmdline is not None
-    write_state(
-        tmp_path,
-        prometheus=record_for(sleeper, tmp_path, argv=[SLEEP, "60"], cmdline=list(cmdline)),
-    )
+    write_state(tmp_path, prometheus=true_record(sleeper, tmp_path))
     stepped = (
         "import psutil._pslinux as linux\n"
         "real = linux.boot_time\n"
@@ -295,9 +294,7 @@ def test_a_record_with_an_epoch_start_time_still_names_its_process(
     tmp_path: Path, sleeper: subprocess.Popen[bytes]
 ) -> None:
     """Records written by older versions hold the start time in epoch seconds."""
-    cmdline = command_line(sleeper.pid)
-    assert cmdline is not None
-    record = record_for(sleeper, tmp_path, argv=[SLEEP, "60"], cmdline=list(cmdline))
+    record = true_record(sleeper, tmp_path)
     record["start_time"] = psutil.Process(sleeper.pid).create_time()
     write_state(tmp_path, prometheus=record)
     [found] = status(tmp_path)
